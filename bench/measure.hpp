@@ -1,0 +1,56 @@
+// bench/measure.hpp: one measurement in a child process, and the statistics over repetitions.
+//
+// Each measurement runs in a fork()ed child, so that every variant starts
+// from the same cold process, one runtime's threads never linger into the
+// next variant's run, and wait4() reports the child's own peak RSS.
+#pragma once
+
+#include <cstdint>      // int64_t
+#include <string>       // string
+#include <string_view>  // string_view
+#include <vector>       // vector
+
+#include "timing.hpp"    // sample
+#include "workload.hpp"  // workload
+
+namespace forkline_bench {
+
+/// What the parent learnt from one child.
+struct child_outcome {
+    bool ok = false;         ///< answered, answer right, exited cleanly
+    bool answered = false;   ///< the child sent a measurement (right or wrong)
+    sample measured;         ///< valid when answered
+    long peak_rss_kib = 0;   ///< the child's ru_maxrss; 0 when it could not be started
+    std::string error;       ///< why not ok
+};
+
+/// Forks, runs `w.run(impl, workers)` in the child, checks its answers here.
+/// A child still running after `timeout_s` seconds is killed and reported.
+child_outcome measure_in_child(const workload& w, std::string_view impl, unsigned workers,
+                               double timeout_s);
+
+/// One (impl, workers) configuration and all its repetitions.
+struct config_result {
+    std::string impl;
+    unsigned workers = 1;
+    std::vector<double> seconds;  ///< good repetitions only: a wrong answer is not a time
+    bool have_result = false;
+    std::int64_t result = 0;      ///< the last answer the child gave
+    long peak_rss_kib = 0;        ///< the highest over all repetitions
+    unsigned failures = 0;
+    std::vector<std::string> errors;  ///< "rep 3: ..." per failed repetition
+
+    void add(unsigned rep, const child_outcome& outcome);
+    bool ok() const noexcept { return failures == 0 && !seconds.empty(); }
+};
+
+struct spread {
+    double median = 0.0;
+    double min = 0.0;
+    double max = 0.0;
+};
+
+/// Median (mean of the middle two for an even count), min and max. `v` not empty.
+spread summarise(std::vector<double> v);
+
+}  // namespace forkline_bench

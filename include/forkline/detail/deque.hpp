@@ -1,0 +1,173 @@
+// forkline/detail/deque.hpp: the per-worker work-stealing deque.
+//
+// A bounded Chase-Lev deque with the memory orderings of Lê, Pop, Cohen and
+// Zappa Nardelli, "Correct and Efficient Work-Stealing for Weak Memory
+// Models" (PPoPP'13), as corrected by Norris and Demsky's CDSChecker
+// (OOPSLA'13). See "Steal protocol" in runtime/DESIGN.md.
+//
+// Capability-typed handles: the storage is shared; `worker_deque` is the owner
+// end (push/pop, one thread, not copyable), `stealer` the thief end (copyable).
+//
+// Departure from the paper: the buffer never grows. A full deque refuses the
+// push and the caller runs the work inline (work-first), which is always
+// correct for fork-join and keeps push free of allocation. Because the buffer
+// pointer never changes, the CDSChecker fix (the thief's load of the array
+// pointer must be acquire, and push must reload it after a resize) has nothing
+// to apply to: there is no array pointer to load.
+#pragma once
+
+#include <atomic>   // atomic, memory_order, atomic_thread_fence
+#include <cstddef>  // size_t
+#include <cstdint>  // int64_t
+
+namespace forkline::detail {
+
+inline constexpr std::size_t k_cache_line = 64;
+
+/// The three outcomes of a steal. `lost_race` means another thief (or the
+/// owner taking the last item) won; the deque may still hold work.
+enum class steal_outcome { taken, empty, lost_race };
+
+template <class T>
+struct steal_result {
+    steal_outcome outcome;
+    T* item;  // non-null only when outcome == taken
+};
+
+/// Shared storage of one deque: indices and the ring of item pointers.
+template <class T>
+class deque_storage {
+public:
+    /// `buffer` holds `capacity` slots (a power of two); the caller owns it
+    /// (so that it can live on the owner's NUMA node) and keeps it alive.
+    deque_storage(std::atomic<T*>* buffer, std::int64_t capacity) noexcept
+        : m_buffer(buffer), m_mask(capacity - 1) {}
+    deque_storage(const deque_storage&) = delete;
+    deque_storage& operator=(const deque_storage&) = delete;
+
+    std::int64_t capacity() const noexcept { return m_mask + 1; }
+
+    /// A racy size, good for heuristics (victim choice, "is there more").
+    std::int64_t size_estimate() const noexcept {
+        // relaxed: a hint only; no decision that needs exactness uses it.
+        const std::int64_t b = m_bottom.load(std::memory_order_relaxed);
+        const std::int64_t t = m_top.load(std::memory_order_relaxed);
+        return b > t ? b - t : 0;
+    }
+
+private:
+    template <class>
+    friend class worker_deque;
+    template <class>
+    friend class stealer;
+
+    // written by: thieves (CAS) and the owner (CAS on the last item); read by: all
+    alignas(k_cache_line) std::atomic<std::int64_t> m_top{0};
+    // written by: owner only; read by: thieves
+    alignas(k_cache_line) std::atomic<std::int64_t> m_bottom{0};
+    // immutable after construction
+    alignas(k_cache_line) std::atomic<T*>* const m_buffer;
+    const std::int64_t m_mask;
+};
+
+/// The owner end. Only the thread that owns the deque may call these.
+template <class T>
+class worker_deque {
+public:
+    explicit worker_deque(deque_storage<T>& s) noexcept : m_s(&s) {}
+    worker_deque(const worker_deque&) = delete;
+    worker_deque& operator=(const worker_deque&) = delete;
+
+    /// Index the next push will use. Items at or above a remembered bottom were
+    /// pushed after it was read (see "Join protocol" in runtime/DESIGN.md).
+    std::int64_t bottom() const noexcept {
+        // relaxed: only the owner writes bottom, so its own load is exact.
+        return m_s->m_bottom.load(std::memory_order_relaxed);
+    }
+
+    /// Returns false when full; the caller then runs the item itself.
+    bool push(T* item) noexcept {
+        const std::int64_t b = m_s->m_bottom.load(std::memory_order_relaxed);
+        // acquire: pairs with the seq_cst CAS on top in steal(), so that a slot a
+        // thief has finished reading is not overwritten before the thief's CAS.
+        const std::int64_t t = m_s->m_top.load(std::memory_order_acquire);
+        if (b - t > m_s->m_mask) return false;
+        m_s->m_buffer[b & m_s->m_mask].store(item, std::memory_order_relaxed);
+        // release: publishes the slot (and the item it points to) to a thief
+        // whose acquire load of bottom in steal() reads b + 1.
+        std::atomic_thread_fence(std::memory_order_release);
+        m_s->m_bottom.store(b + 1, std::memory_order_relaxed);
+        return true;
+    }
+
+    /// Takes the most recently pushed item, or nullptr when empty (or when a
+    /// thief won the race for the last item).
+    T* pop() noexcept {
+        const std::int64_t b = m_s->m_bottom.load(std::memory_order_relaxed) - 1;
+        m_s->m_bottom.store(b, std::memory_order_relaxed);
+        // seq_cst: orders the store of bottom before the load of top against the
+        // thieves' seq_cst fence between their loads of top and bottom (the
+        // Dekker pair of the protocol). acq_rel is not enough (CDSChecker).
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        std::int64_t t = m_s->m_top.load(std::memory_order_relaxed);
+        if (t > b) {  // empty: restore
+            m_s->m_bottom.store(b + 1, std::memory_order_relaxed);
+            return nullptr;
+        }
+        T* item = m_s->m_buffer[b & m_s->m_mask].load(std::memory_order_relaxed);
+        if (t == b) {
+            // The last item: race the thieves for it on top. Relaxed success
+            // order: the paper has seq_cst, which its authors confirmed is not
+            // needed (noted by CDSChecker); the fence above already orders us.
+            if (!m_s->m_top.compare_exchange_strong(t, t + 1, std::memory_order_relaxed,
+                                                    std::memory_order_relaxed)) {
+                item = nullptr;
+            }
+            m_s->m_bottom.store(b + 1, std::memory_order_relaxed);
+        }
+        return item;
+    }
+
+    std::int64_t size_estimate() const noexcept { return m_s->size_estimate(); }
+
+private:
+    deque_storage<T>* m_s;
+};
+
+/// The thief end. Copyable; any thread may steal.
+template <class T>
+class stealer {
+public:
+    explicit stealer(deque_storage<T>& s) noexcept : m_s(&s) {}
+
+    steal_result<T> steal() const noexcept {
+        // relaxed: the paper has acquire; the seq_cst fence that follows makes
+        // it redundant (CDSChecker/AutoMO, confirmed by the paper's authors).
+        std::int64_t t = m_s->m_top.load(std::memory_order_relaxed);
+        // seq_cst: the thieves' half of the Dekker pair with pop()'s fence.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // acquire: pairs with the release fence in push(), making the slot and
+        // the item's contents visible.
+        const std::int64_t b = m_s->m_bottom.load(std::memory_order_acquire);
+        if (t >= b) return {steal_outcome::empty, nullptr};
+        // Lê et al. load the slot with consume; we use relaxed, ordered after
+        // the acquire load of bottom above (consume is promoted to acquire by
+        // every compiler anyway, and ThreadSanitizer does not model it).
+        T* item = m_s->m_buffer[t & m_s->m_mask].load(std::memory_order_relaxed);
+        // seq_cst: one total order over all updates of top (thieves and the
+        // owner's last-item CAS), as the protocol requires.
+        if (!m_s->m_top.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                                std::memory_order_relaxed)) {
+            return {steal_outcome::lost_race, nullptr};
+        }
+        return {steal_outcome::taken, item};
+    }
+
+    std::int64_t size_estimate() const noexcept { return m_s->size_estimate(); }
+    bool looks_empty() const noexcept { return m_s->size_estimate() == 0; }
+
+private:
+    deque_storage<T>* m_s;
+};
+
+}  // namespace forkline::detail

@@ -1,0 +1,102 @@
+// forkline/detail/worker.hpp: the part of a worker the inline fast paths touch.
+//
+// invoke() and task_group::spawn() are templates, so the push, the pop and the
+// wake check are compiled into user code; everything slower (stealing,
+// joining a stolen job, parking) is out of line in runtime/.
+#pragma once
+
+#include <atomic>   // atomic, atomic_signal_fence, atomic_thread_fence
+#include <cstdint>  // uint32_t, uint64_t, int64_t
+
+#include "forkline/detail/deque.hpp"  // deque_storage, worker_deque, stealer
+#include "forkline/detail/job.hpp"    // job, join_job
+
+namespace forkline::detail {
+
+class runtime_core;
+class task_pool;
+
+/// Shared idle bookkeeping of one runtime. See "Parking protocol" in DESIGN.md.
+struct alignas(k_cache_line) idle_control {
+    // written by: parking workers (+1/-1); read by: every push (the wake check)
+    std::atomic<std::uint32_t> sleepers{0};
+    // Immutable after start: true when the kernel lacks membarrier (or under
+    // ThreadSanitizer), so that pushes must pay a full fence for the check.
+    bool push_needs_fence = true;
+};
+
+/// Per-worker event counts. Single writer (the worker), so an increment is a
+/// relaxed load and store, not a locked RMW; readers get a racy but
+/// tear-free snapshot.
+struct alignas(k_cache_line) worker_counters {
+    std::atomic<std::uint64_t> spawned{0};       ///< jobs made stealable by this worker
+    std::atomic<std::uint64_t> tasks{0};         ///< jobs run by this worker (inline or stolen)
+    std::atomic<std::uint64_t> steals_near{0};   ///< steals from a worker in the same NUMA node
+    std::atomic<std::uint64_t> steals_far{0};    ///< steals from another NUMA node
+    std::atomic<std::uint64_t> failed_steals{0}; ///< attempts that found nothing or lost a race
+    std::atomic<std::uint64_t> parks{0};         ///< times the worker went to sleep
+    std::atomic<std::uint64_t> wakeups{0};       ///< times it was woken from sleep
+    std::atomic<std::uint64_t> idle_ns{0};       ///< time spent looking for work or parked
+    std::atomic<std::uint64_t> injected{0};      ///< jobs this worker took from the injection queue
+};
+
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t by = 1) noexcept {
+    // relaxed load and store: single writer; readers tolerate staleness.
+    c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+struct worker {
+    worker(std::atomic<job*>* buffer, std::int64_t capacity) noexcept
+        : storage(buffer, capacity), deque(storage) {}
+
+    deque_storage<job> storage;
+    worker_deque<job> deque;       // owner end; thieves build stealers from storage
+    idle_control* idle = nullptr;  // the runtime's
+    runtime_core* core = nullptr;
+    task_pool* pool = nullptr;     // slots for task_group jobs
+    unsigned index = 0;
+    unsigned peers = 1;            // workers in this runtime, for automatic grain
+    worker_counters counters;
+};
+
+/// The worker running on this thread, or nullptr on threads forkline did not
+/// start. initial-exec: a plain %fs-relative load instead of a call to
+/// __tls_get_addr; fine for a library linked at start-up (not dlopen'ed late).
+/// constinit: no dynamic initialisation, hence no TLS wrapper call per access.
+extern constinit thread_local worker* t_current_worker __attribute__((tls_model("initial-exec")));
+
+inline worker* current_worker() noexcept { return t_current_worker; }
+
+// Out of line, in runtime/runtime.cpp.
+void wake_one_sleeper(worker& w) noexcept;
+/// Wakes every thread sleeping on `word` (futex). Safe to call on a word whose
+/// owner may already have returned: the kernel only hashes the address.
+void wake_waiters(const std::atomic<std::uint32_t>& word) noexcept;
+inline void wake_joiner(const std::atomic<std::uint32_t>& word) noexcept { wake_waiters(word); }
+void join_stolen(worker& w, join_job& j) noexcept;
+void run_job(worker& w, job* j) noexcept;
+/// Runs jobs above `base` in w's deque and steals until `(word & count_mask)`
+/// is zero; used by waits with no single job to watch (task_group). When
+/// there is nothing to do it sets `waiter_bit` in `word` and sleeps on it
+/// (futex, with a timeout so that it looks for work again).
+void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
+                std::uint32_t count_mask, std::uint32_t waiter_bit) noexcept;
+
+/// After a push: wake a parked worker if there is one.
+/// See "Parking protocol" in runtime/DESIGN.md for why a compiler barrier is
+/// enough here when the parker issues membarrier().
+inline void notify_after_push(worker& w) noexcept {
+    if (w.idle->push_needs_fence) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+    } else {
+        // Asymmetric fence, light side: the parker's membarrier() supplies the
+        // hardware barrier on this thread; we only stop the compiler from
+        // moving the load of sleepers above the store of bottom.
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+    // relaxed: ordered by the fence above against the parker's fetch_add +
+    // membarrier (or fence) + scan of the deques.
+    if (w.idle->sleepers.load(std::memory_order_relaxed) != 0) wake_one_sleeper(w);
+}
+
+}  // namespace forkline::detail

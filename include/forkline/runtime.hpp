@@ -1,0 +1,211 @@
+// forkline/runtime.hpp: the runtime object, and how outside threads hand it work.
+//
+//   forkline::runtime rt;                       // one pinned worker per core
+//   int v = rt.run([] { return fib(30); });     // blocks until done
+//   auto fut = rt.submit([] { return 42; });    // std::future<int>
+//
+// Shutdown semantics (stop() and the destructor): new submissions are refused
+// with runtime_stopped; everything already accepted runs to completion,
+// including all work it spawns; then the workers exit and are joined. A
+// destructor therefore never drops accepted work, never leaks and never hangs
+// unless accepted work itself never ends. Do not destroy a runtime from one of
+// its own workers.
+#pragma once
+
+#include <atomic>       // atomic
+#include <cstddef>      // size_t
+#include <cstdint>      // uint32_t, uint64_t
+#include <exception>    // exception_ptr
+#include <future>       // future, promise
+#include <memory>       // unique_ptr
+#include <optional>     // optional (result storage)
+#include <type_traits>  // invoke_result_t, decay_t
+#include <utility>      // move, forward
+#include <vector>       // vector
+
+#include "forkline/detail/job.hpp"     // job, join_state
+#include "forkline/detail/worker.hpp"  // worker, wake_waiters
+#include "forkline/topology.hpp"       // placement_config, placement_plan
+
+namespace forkline {
+
+struct runtime_config {
+    placement_config placement;
+    /// Pin each worker to its planned PU. Off only for experiments.
+    bool pin = true;
+    /// Apply FORKLINE_WORKERS and FORKLINE_PLACES over `placement`.
+    bool read_environment = true;
+    /// Bound of the injection queue (outside threads' submissions); rounded up
+    /// to a power of two. submit() blocks and try_submit() fails beyond it.
+    std::size_t injection_capacity = 1024;
+};
+
+/// One worker's counters, as read by runtime::stats().
+struct worker_stats {
+    unsigned worker = 0;
+    unsigned cpu = 0;
+    std::uint64_t spawned = 0;
+    std::uint64_t tasks = 0;
+    std::uint64_t steals_near = 0;
+    std::uint64_t steals_far = 0;
+    std::uint64_t failed_steals = 0;
+    std::uint64_t parks = 0;
+    std::uint64_t wakeups = 0;
+    std::uint64_t idle_ns = 0;
+    std::uint64_t injected = 0;
+};
+
+enum class submit_status { accepted, full, stopped };
+
+/// The outcome of try_submit: a future when accepted; otherwise why not.
+template <class R>
+struct submit_result {
+    submit_status status;
+    std::future<R> future;  // valid only when status == accepted
+};
+
+namespace detail {
+
+class runtime_core;
+
+/// A run() call's job: lives in the caller's frame, which blocks until done.
+template <class F, class R>
+struct external_job : job {
+    explicit external_job(F& f) noexcept : m_fn(&f) { execute = &run; }
+    static void run(job* self) noexcept {
+        auto* me = static_cast<external_job*>(self);
+        try {
+            if constexpr (std::is_void_v<R>) {
+                (*me->m_fn)();
+            } else {
+                me->m_result.emplace((*me->m_fn)());
+            }
+        } catch (...) {
+            me->m_error = std::current_exception();
+        }
+        // release: publishes the result to wait_done()'s acquire.
+        if (me->m_state.exchange(k_done, std::memory_order_release) == k_sleeping) {
+            wake_waiters(me->m_state);
+        }
+    }
+    F* m_fn;
+    std::conditional_t<std::is_void_v<R>, char, std::optional<R>> m_result{};
+    std::exception_ptr m_error;
+    std::atomic<std::uint32_t> m_state{k_pending};
+};
+
+/// A submit() job: owns the callable and the promise; deletes itself.
+template <class F, class R>
+struct submitted_job : job {
+    explicit submitted_job(F&& f) : m_fn(std::move(f)) { execute = &run; }
+    static void run(job* self) noexcept {
+        auto* me = static_cast<submitted_job*>(self);
+        try {
+            if constexpr (std::is_void_v<R>) {
+                me->m_fn();
+                me->m_promise.set_value();
+            } else {
+                me->m_promise.set_value(me->m_fn());
+            }
+        } catch (...) {
+            me->m_promise.set_exception(std::current_exception());
+        }
+        delete me;
+    }
+    F m_fn;
+    std::promise<R> m_promise;
+};
+
+/// Blocks the calling (non-worker) thread until `state` is k_done.
+void wait_done(std::atomic<std::uint32_t>& state) noexcept;
+
+}  // namespace detail
+
+class runtime;
+namespace detail {
+/// Hands a job to `rt` from any thread, blocking while the queue is full.
+void inject_into(runtime& rt, job* j);
+}  // namespace detail
+
+class runtime {
+public:
+    /// Discovers the machine, plans placement, starts and pins the workers.
+    /// Throws config_error (bad placement or environment) or system_failure.
+    explicit runtime(runtime_config config = {});
+    ~runtime();
+    runtime(const runtime&) = delete;
+    runtime& operator=(const runtime&) = delete;
+
+    unsigned worker_count() const noexcept;
+    const placement_plan& plan() const noexcept;
+
+    /// Runs f on a worker and returns its value (or rethrows its exception).
+    /// From one of this runtime's own workers f simply runs in place.
+    /// Throws runtime_stopped after stop().
+    template <class F>
+    auto run(F&& f) -> std::invoke_result_t<F&> {
+        using result = std::invoke_result_t<F&>;
+        if (detail::worker* w = detail::current_worker(); w != nullptr && w->core == m_core.get()) {
+            return f();
+        }
+        detail::external_job<std::remove_reference_t<F>, result> j(f);
+        inject(&j, /*block=*/true);
+        detail::wait_done(j.m_state);
+        if (j.m_error) std::rethrow_exception(j.m_error);
+        if constexpr (!std::is_void_v<result>) return std::move(*j.m_result);
+    }
+
+    /// Hands f to the runtime and returns its future. Blocks while the
+    /// injection queue is full. Throws runtime_stopped after stop().
+    template <class F>
+    auto submit(F&& f) -> std::future<std::invoke_result_t<std::decay_t<F>&>> {
+        using result = std::invoke_result_t<std::decay_t<F>&>;
+        auto* j = new detail::submitted_job<std::decay_t<F>, result>(std::forward<F>(f));
+        auto fut = j->m_promise.get_future();
+        try {
+            inject(j, /*block=*/true);
+        } catch (...) {
+            delete j;
+            throw;
+        }
+        return fut;
+    }
+
+    /// As submit(), but never blocks: status full when the queue is at its
+    /// bound, stopped after stop(). f is not run unless accepted.
+    template <class F>
+    auto try_submit(F&& f) -> submit_result<std::invoke_result_t<std::decay_t<F>&>> {
+        using result = std::invoke_result_t<std::decay_t<F>&>;
+        auto* j = new detail::submitted_job<std::decay_t<F>, result>(std::forward<F>(f));
+        auto fut = j->m_promise.get_future();
+        const submit_status s = try_inject(j);
+        if (s != submit_status::accepted) {
+            delete j;
+            return {s, {}};
+        }
+        return {s, std::move(fut)};
+    }
+
+    /// Refuses new work, finishes all accepted work, joins the workers.
+    /// Idempotent; the destructor calls it.
+    void stop() noexcept;
+
+    /// A snapshot of every worker's counters.
+    std::vector<worker_stats> stats() const;
+
+    /// Index of the calling thread's worker in this runtime, or -1.
+    int current_worker_index() const noexcept;
+
+private:
+    friend void detail::inject_into(runtime& rt, detail::job* j);
+    void inject(detail::job* j, bool block);
+    submit_status try_inject(detail::job* j);
+    std::unique_ptr<detail::runtime_core> m_core;
+};
+
+/// The runtime used by invoke(), task_group and parallel_for when called from
+/// a thread that is not a worker: created on first use with the default
+/// config (and the environment), stopped at exit.
+runtime& default_runtime();
+
+}  // namespace forkline

@@ -1,0 +1,183 @@
+// forkline/task_group.hpp: spawn any number of tasks, then wait for all.
+//
+//   forkline::task_group tg;
+//   for (auto& part : parts) tg.spawn([&part] { process(part); });
+//   tg.wait();  // rethrows the first exception a task threw
+//
+// On a worker, spawn() places the task in a pooled fixed-size slot (no heap
+// allocation for callables up to task_pool::k_payload bytes less two
+// pointers; larger ones are heap-allocated) and pushes it on the worker's
+// deque. wait() runs and steals work until every task of the group is done.
+// From a thread that is not a worker, spawn() hands tasks to the default
+// runtime and wait() sleeps.
+#pragma once
+
+#include <atomic>       // atomic
+#include <cstdint>      // uint32_t, int64_t
+#include <exception>    // exception_ptr
+#include <new>          // placement new
+#include <type_traits>  // decay_t
+#include <utility>      // forward
+
+#include "forkline/detail/task_pool.hpp"  // task_pool
+#include "forkline/detail/worker.hpp"     // worker, job, help_until
+#include "forkline/runtime.hpp"           // default_runtime
+
+namespace forkline {
+
+class task_group;
+
+namespace detail {
+
+void wait_word_zero(std::atomic<std::uint32_t>& word, std::uint32_t count_mask,
+                    std::uint32_t waiter_bit) noexcept;
+
+template <class F>
+struct group_job : job {
+    group_job(task_group* g, F&& f, bool pooled) : m_group(g), m_pooled(pooled), m_fn(std::move(f)) {
+        execute = &run;
+    }
+    static void run(job* self) noexcept;
+    task_group* m_group;
+    bool m_pooled;
+    F m_fn;
+};
+
+}  // namespace detail
+
+class task_group {
+public:
+    task_group() noexcept
+        : m_owner(detail::current_worker()), m_base(m_owner ? m_owner->deque.bottom() : 0) {}
+    task_group(const task_group&) = delete;
+    task_group& operator=(const task_group&) = delete;
+    /// Waits for the tasks still running. An exception they threw and that no
+    /// wait() returned is discarded: call wait() to observe it.
+    ~task_group() { wait_quietly(); }
+
+    /// Starts f() as a task of this group. May run it at once when the
+    /// worker's deque is full. Skipped if the group is cancelled before it starts.
+    template <class F>
+    void spawn(F&& f) {
+        using fn = std::decay_t<F>;
+        using job_type = detail::group_job<fn>;
+        // relaxed: the push below (release) publishes the count with the job;
+        // a completion cannot drive the count to zero before this task, the
+        // spawner itself, or an enclosing task of the group is done.
+        m_word.fetch_add(1, std::memory_order_relaxed);
+        detail::worker* w = detail::current_worker();
+        if (w != nullptr) {
+            job_type* j;
+            if constexpr (sizeof(job_type) <= detail::task_pool::k_payload &&
+                          alignof(job_type) <= detail::task_pool::k_slot_align) {
+                j = new (w->pool->allocate()) job_type(this, fn(std::forward<F>(f)), true);
+            } else {
+                j = new job_type(this, fn(std::forward<F>(f)), false);
+            }
+            if (!w->deque.push(j)) {
+                detail::run_job(*w, j);
+                return;
+            }
+            detail::bump(w->counters.spawned);
+            detail::notify_after_push(*w);
+        } else {
+            auto* j = new job_type(this, fn(std::forward<F>(f)), false);
+            try {
+                detail::inject_into(default_runtime(), j);
+            } catch (...) {
+                delete j;
+                finish_one();
+                throw;
+            }
+        }
+    }
+
+    /// Returns when every task spawned so far (and every task they spawned
+    /// into this group) has finished; rethrows the first exception one threw.
+    /// The group can be reused afterwards.
+    void wait() {
+        wait_quietly();
+        if (m_failed.load(std::memory_order_acquire)) {
+            std::exception_ptr e = std::move(m_error);
+            m_error = nullptr;
+            m_failed.store(false, std::memory_order_relaxed);
+            m_cancelled.store(false, std::memory_order_relaxed);
+            std::rethrow_exception(e);
+        }
+        m_cancelled.store(false, std::memory_order_relaxed);
+    }
+
+    /// Tasks of the group that have not started yet will be skipped.
+    void cancel() noexcept { m_cancelled.store(true, std::memory_order_relaxed); }
+    bool is_cancelled() const noexcept { return m_cancelled.load(std::memory_order_relaxed); }
+
+private:
+    template <class>
+    friend struct detail::group_job;
+    static constexpr std::uint32_t k_waiter_bit = 1u << 31;
+    static constexpr std::uint32_t k_count_mask = k_waiter_bit - 1;
+
+    void wait_quietly() noexcept {
+        // acquire: pairs with the release of each task's finish_one().
+        if ((m_word.load(std::memory_order_acquire) & k_count_mask) != 0) {
+            detail::worker* w = detail::current_worker();
+            if (w != nullptr) {
+                const std::int64_t base = (w == m_owner) ? m_base : w->deque.bottom();
+                detail::help_until(*w, base, m_word, k_count_mask, k_waiter_bit);
+            } else {
+                detail::wait_word_zero(m_word, k_count_mask, k_waiter_bit);
+            }
+        }
+        // relaxed: no task is left to race with; clears a stale waiter bit.
+        m_word.store(0, std::memory_order_relaxed);
+    }
+
+    void record(std::exception_ptr e) noexcept {
+        // acq_rel: only the first failure writes m_error; its release in
+        // finish_one() publishes it to wait().
+        if (!m_failed.exchange(true, std::memory_order_acq_rel)) m_error = std::move(e);
+        m_cancelled.store(true, std::memory_order_relaxed);
+    }
+
+    void finish_one() noexcept {
+        // acq_rel: release publishes this task's effects to wait(); the last
+        // touch of *this when the waiter may return at once.
+        const std::uint32_t old = m_word.fetch_sub(1, std::memory_order_acq_rel);
+        if ((old & k_count_mask) == 1 && (old & k_waiter_bit) != 0) detail::wake_waiters(m_word);
+    }
+
+    // written by: spawners (+1), finishing tasks (-1), the waiter (waiter bit)
+    std::atomic<std::uint32_t> m_word{0};
+    std::atomic<bool> m_cancelled{false};
+    std::atomic<bool> m_failed{false};
+    std::exception_ptr m_error;      // written once, by the first failing task
+    detail::worker* const m_owner;   // the worker that made the group, or null
+    const std::int64_t m_base;       // its deque bottom then: items below are not ours to pop
+};
+
+namespace detail {
+
+template <class F>
+void group_job<F>::run(job* self) noexcept {
+    auto* me = static_cast<group_job*>(self);
+    task_group* g = me->m_group;
+    if (!g->is_cancelled()) {
+        try {
+            me->m_fn();
+        } catch (...) {
+            g->record(std::current_exception());
+        }
+    }
+    if (me->m_pooled) {
+        me->~group_job();
+        worker* w = current_worker();
+        task_pool::release(me, w != nullptr ? w->pool : nullptr);
+    } else {
+        delete me;
+    }
+    g->finish_one();
+}
+
+}  // namespace detail
+
+}  // namespace forkline

@@ -1,0 +1,718 @@
+// runtime/runtime.cpp: workers, stealing, joining, parking and injection.
+//
+// The protocols are described in runtime/DESIGN.md; the comments here cite
+// them by name.
+#include "forkline/runtime.hpp"
+
+#include <linux/futex.h>     // FUTEX_WAIT, FUTEX_WAKE, FUTEX_PRIVATE_FLAG
+#include <linux/membarrier.h>  // MEMBARRIER_CMD_*
+#include <pthread.h>         // pthread_setname_np
+#include <sched.h>           // sched_yield
+#include <sys/syscall.h>     // SYS_futex, SYS_membarrier
+#include <unistd.h>          // syscall
+
+#include <algorithm>  // stable_sort
+#include <chrono>     // steady_clock
+#include <climits>    // INT_MAX
+#include <cstdio>     // snprintf, fprintf
+#include <latch>      // latch
+#include <mutex>      // mutex, lock_guard
+#include <new>        // placement new
+#include <thread>     // thread
+
+#include "binding.hpp"                    // bind_current_thread, allocate_on_node
+#include "forkline/detail/task_pool.hpp"  // task_pool
+#include "forkline/errors.hpp"            // runtime_stopped
+
+#if defined(__SANITIZE_THREAD__)
+#define FORKLINE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FORKLINE_TSAN 1
+#endif
+#endif
+
+namespace forkline {
+namespace detail {
+
+constinit thread_local worker* t_current_worker __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
+
+constexpr std::int64_t k_deque_capacity = std::int64_t{1} << 13;
+// Search rounds before a worker parks: the first use pause-based backoff,
+// the rest yield the cpu (which matters when oversubscribed).
+constexpr unsigned k_spin_rounds = 32;
+constexpr unsigned k_yield_rounds = 16;
+// A join with nothing to steal sleeps this long before looking again, so a
+// blocked join still helps with work that appears later.
+constexpr long k_join_sleep_ns = 1'000'000;
+
+long futex_call(const std::atomic<std::uint32_t>& word, int op, std::uint32_t val,
+                const timespec* timeout) noexcept {
+    // The futex word is the atomic's object representation (a plain 32-bit
+    // integer on every Linux target).
+    auto* addr = reinterpret_cast<std::uint32_t*>(const_cast<std::atomic<std::uint32_t>*>(&word));
+    return syscall(SYS_futex, addr, op | FUTEX_PRIVATE_FLAG, val, timeout, nullptr, 0);
+}
+
+void futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                const timespec* timeout = nullptr) noexcept {
+    futex_call(word, FUTEX_WAIT, expected, timeout);  // EAGAIN, EINTR, ETIMEDOUT: caller rechecks
+}
+
+void futex_wake(const std::atomic<std::uint32_t>& word, int count) noexcept {
+    futex_call(word, FUTEX_WAKE, static_cast<std::uint32_t>(count), nullptr);
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+std::uint64_t now_ns() noexcept {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+/// Registers for private expedited membarrier; false when the kernel (or a
+/// seccomp filter) does not offer it.
+bool register_membarrier() noexcept {
+#if defined(FORKLINE_TSAN)
+    return false;  // ThreadSanitizer cannot see a barrier made by the kernel
+#else
+    const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#endif
+}
+
+/// Bounded multi-producer multi-consumer queue of job pointers: a ring of
+/// cells, each with a sequence number that says whose turn it is (the scheme
+/// of Vyukov's bounded MPMC queue). See "Submit ring" in DESIGN.md.
+class injector {
+public:
+    explicit injector(std::size_t capacity) {
+        std::size_t cap = 2;
+        while (cap < capacity) cap <<= 1;
+        m_mask = cap - 1;
+        m_cells = std::make_unique<cell[]>(cap);
+        for (std::size_t i = 0; i < cap; ++i) m_cells[i].seq.store(i, std::memory_order_relaxed);
+    }
+
+    bool try_push(job* j) noexcept {
+        std::size_t pos = m_tail.load(std::memory_order_relaxed);
+        for (;;) {
+            cell& c = m_cells[pos & m_mask];
+            // acquire: pairs with the release store of seq by the consumer that
+            // emptied this cell, so our write of item does not race its read.
+            const std::size_t seq = c.seq.load(std::memory_order_acquire);
+            const auto diff = static_cast<std::ptrdiff_t>(seq - pos);
+            if (diff == 0) {
+                if (m_tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+                    c.item.store(j, std::memory_order_relaxed);
+                    // release: publishes item (and the job) to try_pop's acquire.
+                    c.seq.store(pos + 1, std::memory_order_release);
+                    return true;
+                }
+            } else if (diff < 0) {
+                return false;  // full
+            } else {
+                pos = m_tail.load(std::memory_order_relaxed);
+            }
+        }
+    }
+
+    job* try_pop() noexcept {
+        std::size_t pos = m_head.load(std::memory_order_relaxed);
+        for (;;) {
+            cell& c = m_cells[pos & m_mask];
+            // acquire: pairs with the release store of seq in try_push.
+            const std::size_t seq = c.seq.load(std::memory_order_acquire);
+            const auto diff = static_cast<std::ptrdiff_t>(seq - (pos + 1));
+            if (diff == 0) {
+                if (m_head.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+                    job* j = c.item.load(std::memory_order_relaxed);
+                    // release: hands the cell back to the producer one lap later.
+                    c.seq.store(pos + m_mask + 1, std::memory_order_release);
+                    return j;
+                }
+            } else if (diff < 0) {
+                return nullptr;  // empty
+            } else {
+                pos = m_head.load(std::memory_order_relaxed);
+            }
+        }
+    }
+
+    bool looks_nonempty() const noexcept {
+        // acquire: used in the park scan after a full barrier; exactness comes
+        // from that barrier, not from these orders.
+        return m_tail.load(std::memory_order_acquire) != m_head.load(std::memory_order_acquire);
+    }
+
+    // Producers blocked on a full queue. See "Submit ring" in DESIGN.md.
+    // written by: blocked producers; read by: consumers after a pop
+    alignas(k_cache_line) std::atomic<std::uint32_t> blocked{0};
+    // futex word producers sleep on; bumped by consumers and by stop()
+    std::atomic<std::uint32_t> space_epoch{0};
+
+private:
+    struct cell {
+        std::atomic<std::size_t> seq;
+        std::atomic<job*> item{nullptr};
+    };
+    std::unique_ptr<cell[]> m_cells;
+    std::size_t m_mask = 0;
+    // written by: producers (CAS)
+    alignas(k_cache_line) std::atomic<std::size_t> m_tail{0};
+    // written by: consumers (CAS)
+    alignas(k_cache_line) std::atomic<std::size_t> m_head{0};
+};
+
+}  // namespace
+
+/// Everything about one worker. Placed in memory of the worker's NUMA node.
+struct worker_home {
+    worker_home(std::atomic<job*>* buffer, const topology* topo, int node)
+        : w(buffer, k_deque_capacity), pool(topo, node), m_buffer(buffer) {}
+
+    worker w;  // shared with thieves: deque indices live in w.storage
+    task_pool pool;
+    // owner-private below
+    alignas(k_cache_line) std::atomic<job*>* m_buffer;
+    std::vector<unsigned> victims;      // other workers, nearest distance class first
+    std::vector<std::size_t> class_end; // victims[class_end[k-1], class_end[k]) share a class
+    std::uint64_t rng = 0;
+    std::thread thread;
+};
+
+class runtime_core {
+public:
+    explicit runtime_core(runtime_config cfg);
+    ~runtime_core();
+
+    void start();
+    void stop() noexcept;
+
+    job* steal_round(worker_home& h) noexcept;
+    job* steal_from(worker_home& h, unsigned victim) noexcept;
+    bool work_visible() const noexcept;
+    bool should_exit() const noexcept {
+        // acquire: pairs with stop()'s release... (seq_cst both: see "Shutdown" in DESIGN.md)
+        return m_stopping.load(std::memory_order_seq_cst) &&
+               m_outstanding.load(std::memory_order_seq_cst) == 0;
+    }
+    void wake_one() noexcept;
+    void wake_all() noexcept;
+    void park(worker_home& h) noexcept;
+    void heavy_barrier() const noexcept;
+    void worker_main(worker_home& h, std::latch& started) noexcept;
+    void run_injected(worker_home& h, job* j) noexcept;
+    void finish_outstanding() noexcept;
+    void notify_injection() noexcept;
+    void inject(job* j, bool block);
+    submit_status try_inject(job* j);
+    job* pop_injected() noexcept;
+
+    runtime_config m_config;
+    topology m_topo;
+    placement_plan m_plan;
+    idle_control m_idle;
+    bool m_use_membarrier = false;
+    // Parking protocol state. written by: notifiers and parkers
+    alignas(k_cache_line) std::atomic<std::uint32_t> m_epoch{0};
+    alignas(k_cache_line) std::atomic<std::uint32_t> m_waking{0};
+    // Shutdown state. written by: stop(), inject(), finishing root jobs
+    alignas(k_cache_line) std::atomic<bool> m_stopping{false};
+    std::atomic<std::uint64_t> m_outstanding{0};
+    injector m_injector;
+    std::vector<worker_home*> m_homes;
+    std::mutex m_start_mutex;
+    std::string m_start_error;
+    bool m_stopped = false;
+};
+
+namespace {
+
+void seed_victims(worker_home& h, const placement_plan& plan, unsigned self) {
+    const unsigned n = plan.worker_count();
+    for (unsigned v = 0; v < n; ++v) {
+        if (v != self) h.victims.push_back(v);
+    }
+    std::stable_sort(h.victims.begin(), h.victims.end(), [&](unsigned a, unsigned b) {
+        return plan.distance(self, a) < plan.distance(self, b);
+    });
+    for (std::size_t i = 0; i < h.victims.size(); ++i) {
+        const bool last = i + 1 == h.victims.size();
+        if (last || plan.distance(self, h.victims[i]) != plan.distance(self, h.victims[i + 1])) {
+            h.class_end.push_back(i + 1);
+        }
+    }
+    h.rng = 0x9e3779b97f4a7c15ull * (self + 1);
+}
+
+std::uint64_t next_random(std::uint64_t& s) noexcept {
+    // xorshift64*: cheap, and good enough to spread thieves over victims.
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 0x2545f4914f6cdd1dull;
+}
+
+}  // namespace
+
+runtime_core::runtime_core(runtime_config cfg)
+    : m_config(std::move(cfg)),
+      m_topo(topology::discover()),
+      m_injector(m_config.injection_capacity == 0 ? 1 : m_config.injection_capacity) {
+    placement_config pc = m_config.placement;
+    if (m_config.read_environment) pc = with_environment(pc);
+    m_plan = m_topo.plan(pc);
+    m_use_membarrier = register_membarrier();
+    m_idle.push_needs_fence = !m_use_membarrier;
+
+    const unsigned n = m_plan.worker_count();
+    m_homes.reserve(n);
+    for (unsigned i = 0; i < n; ++i) {
+        const int node = m_plan.places[i].numa_os_index;
+        const std::size_t buf_bytes = sizeof(std::atomic<job*>) * k_deque_capacity;
+        auto* buf = static_cast<std::atomic<job*>*>(allocate_on_node(m_topo, buf_bytes, node));
+        for (std::int64_t k = 0; k < k_deque_capacity; ++k) new (&buf[k]) std::atomic<job*>(nullptr);
+        void* mem = allocate_on_node(m_topo, sizeof(worker_home), node);
+        auto* h = new (mem) worker_home(buf, &m_topo, node);
+        h->w.idle = &m_idle;
+        h->w.core = this;
+        h->w.pool = &h->pool;
+        h->w.index = i;
+        h->w.peers = n;
+        seed_victims(*h, m_plan, i);
+        m_homes.push_back(h);
+    }
+}
+
+runtime_core::~runtime_core() {
+    stop();
+    const std::size_t buf_bytes = sizeof(std::atomic<job*>) * k_deque_capacity;
+    for (worker_home* h : m_homes) {
+        std::atomic<job*>* buf = h->m_buffer;
+        h->~worker_home();
+        free_on_node(m_topo, h, sizeof(worker_home));
+        free_on_node(m_topo, buf, buf_bytes);
+    }
+}
+
+void runtime_core::start() {
+    std::latch started(static_cast<std::ptrdiff_t>(m_homes.size()));
+    for (worker_home* h : m_homes) {
+        h->thread = std::thread([this, h, &started] { worker_main(*h, started); });
+    }
+    started.wait();
+    std::string err;
+    {
+        std::lock_guard<std::mutex> lock(m_start_mutex);
+        err = m_start_error;
+    }
+    if (!err.empty()) {
+        stop();
+        throw system_failure("hwloc_set_cpubind", EINVAL, err);
+    }
+}
+
+void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
+    t_current_worker = &h.w;
+    char name[16];
+    std::snprintf(name, sizeof name, "fl-w%u", h.w.index);
+    pthread_setname_np(pthread_self(), name);
+    if (m_config.pin) {
+        try {
+            bind_current_thread(m_topo, m_plan.places[h.w.index].pu_os_index);
+        } catch (const std::exception& e) {
+            std::lock_guard<std::mutex> lock(m_start_mutex);
+            if (m_start_error.empty()) m_start_error = e.what();
+        }
+    }
+    started.count_down();
+
+    for (;;) {
+        if (job* j = h.w.deque.pop()) {
+            run_job(h.w, j);
+            continue;
+        }
+        // See "Steal protocol" in DESIGN.md: near victims first, then the
+        // injection queue, with backoff; park when nothing turns up.
+        const std::uint64_t t0 = now_ns();
+        job* found = nullptr;
+        bool injected = false;
+        for (unsigned round = 0; round < k_spin_rounds + k_yield_rounds; ++round) {
+            if ((found = steal_round(h)) != nullptr) break;
+            if ((found = pop_injected()) != nullptr) {
+                injected = true;
+                break;
+            }
+            if (should_exit()) break;
+            if (round < k_spin_rounds) {
+                for (unsigned k = 0; k < (1u << (round < 6 ? round : 6)); ++k) cpu_relax();
+            } else {
+                sched_yield();
+            }
+        }
+        bump(h.w.counters.idle_ns, now_ns() - t0);
+        if (found != nullptr) {
+            if (injected) {
+                run_injected(h, found);
+            } else {
+                run_job(h.w, found);
+            }
+            continue;
+        }
+        if (should_exit()) break;
+        park(h);
+    }
+    t_current_worker = nullptr;
+}
+
+job* runtime_core::pop_injected() noexcept {
+    job* j = m_injector.try_pop();
+    if (j != nullptr) {
+        // seq_cst fence: the consumer half of the Dekker pair with a blocked
+        // producer's fetch_add of `blocked` (see "Submit ring").
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (m_injector.blocked.load(std::memory_order_relaxed) != 0) {
+            m_injector.space_epoch.fetch_add(1, std::memory_order_release);
+            futex_wake(m_injector.space_epoch, 1);
+        }
+    }
+    return j;
+}
+
+job* runtime_core::steal_from(worker_home& h, unsigned victim) noexcept {
+    worker_home& v = *m_homes[victim];
+    const steal_result<job> r = stealer<job>(v.w.storage).steal();
+    if (r.outcome != steal_outcome::taken) {
+        bump(h.w.counters.failed_steals);
+        return nullptr;
+    }
+    if (m_plan.distance(h.w.index, victim) <= distance_class::same_numa) {
+        bump(h.w.counters.steals_near);
+    } else {
+        bump(h.w.counters.steals_far);
+    }
+    // More where that came from and someone asleep: wake one more helper
+    // (the ramp-up step of "Parking protocol").
+    if (v.w.storage.size_estimate() > 0 && m_idle.sleepers.load(std::memory_order_relaxed) != 0) {
+        wake_one();
+    }
+    return r.item;
+}
+
+job* runtime_core::steal_round(worker_home& h) noexcept {
+    std::size_t begin = 0;
+    for (const std::size_t end : h.class_end) {
+        const std::size_t n = end - begin;
+        const std::size_t start = next_random(h.rng) % n;
+        for (std::size_t k = 0; k < n; ++k) {
+            const unsigned v = h.victims[begin + (start + k) % n];
+            // A cheap look before the fenced steal keeps idle thieves off
+            // the victims' cache lines for top.
+            if (m_homes[v]->w.storage.size_estimate() == 0) continue;
+            if (job* j = steal_from(h, v)) return j;
+        }
+        begin = end;
+    }
+    return nullptr;
+}
+
+bool runtime_core::work_visible() const noexcept {
+    for (const worker_home* h : m_homes) {
+        if (h->w.storage.size_estimate() > 0) return true;
+    }
+    return m_injector.looks_nonempty();
+}
+
+void runtime_core::heavy_barrier() const noexcept {
+    if (m_use_membarrier) {
+        // Asymmetric fence, heavy side: every running thread of the process
+        // executes a full barrier before this returns.
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    } else {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+}
+
+// See "Parking protocol" in DESIGN.md: steps P1-P6.
+void runtime_core::park(worker_home& h) noexcept {
+    // P1: a parker owns no pending wake; clearing the token here keeps a
+    // token whose target went back to work from blocking all later wakes.
+    m_waking.store(0, std::memory_order_relaxed);
+    // P2: acquire: pairs with the release increment in wake_one().
+    const std::uint32_t epoch = m_epoch.load(std::memory_order_acquire);
+    // P3: seq_cst: announce before the scan.
+    m_idle.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    heavy_barrier();
+    // P4: scan. Any push that did not see our announcement is visible here.
+    if (work_visible() || should_exit()) {
+        m_idle.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+        return;
+    }
+    bump(h.w.counters.parks);
+    const std::uint64_t t0 = now_ns();
+    // P5: sleep unless the epoch moved since P2.
+    futex_wait(m_epoch, epoch);
+    // P6
+    m_idle.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+    m_waking.store(0, std::memory_order_relaxed);
+    bump(h.w.counters.wakeups);
+    bump(h.w.counters.idle_ns, now_ns() - t0);
+}
+
+void runtime_core::wake_one() noexcept {
+    // acq_rel: one wake in flight at a time, so a burst of pushes wakes one
+    // worker, not a herd. See "Parking protocol", N1-N3.
+    if (m_waking.exchange(1, std::memory_order_acq_rel) != 0) return;
+    m_epoch.fetch_add(1, std::memory_order_release);
+    futex_wake(m_epoch, 1);
+}
+
+void runtime_core::wake_all() noexcept {
+    m_epoch.fetch_add(1, std::memory_order_release);
+    futex_wake(m_epoch, INT_MAX);
+}
+
+void runtime_core::notify_injection() noexcept {
+    // seq_cst: injections come from any thread; pay the full fence here.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (m_idle.sleepers.load(std::memory_order_relaxed) != 0) wake_one();
+}
+
+void runtime_core::run_injected(worker_home& h, job* j) noexcept {
+    bump(h.w.counters.injected);
+    run_job(h.w, j);
+    finish_outstanding();
+}
+
+void runtime_core::finish_outstanding() noexcept {
+    // seq_cst: see "Shutdown" in DESIGN.md.
+    if (m_outstanding.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+        m_stopping.load(std::memory_order_seq_cst)) {
+        wake_all();
+    }
+}
+
+submit_status runtime_core::try_inject(job* j) {
+    // seq_cst increment before the seq_cst check of stopping: either stop()
+    // sees the job outstanding or we see stop (see "Shutdown").
+    m_outstanding.fetch_add(1, std::memory_order_seq_cst);
+    if (m_stopping.load(std::memory_order_seq_cst)) {
+        finish_outstanding();
+        return submit_status::stopped;
+    }
+    if (!m_injector.try_push(j)) {
+        finish_outstanding();
+        return submit_status::full;
+    }
+    notify_injection();
+    return submit_status::accepted;
+}
+
+void runtime_core::inject(job* j, bool block) {
+    for (;;) {
+        const submit_status s = try_inject(j);
+        if (s == submit_status::accepted) return;
+        if (s == submit_status::stopped) {
+            throw runtime_stopped("forkline: the runtime is stopping; submission refused");
+        }
+        if (!block) return;
+        // Full: sleep until a consumer frees a cell ("Submit ring", S1-S4).
+        m_injector.blocked.fetch_add(1, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::uint32_t e = m_injector.space_epoch.load(std::memory_order_acquire);
+        const submit_status again = try_inject(j);
+        if (again == submit_status::full) futex_wait(m_injector.space_epoch, e);
+        m_injector.blocked.fetch_sub(1, std::memory_order_relaxed);
+        if (again == submit_status::accepted) return;
+    }
+}
+
+void runtime_core::stop() noexcept {
+    if (m_stopped) return;
+    if (worker* w = current_worker(); w != nullptr && w->core == this) {
+        std::fprintf(stderr, "forkline: runtime::stop() or ~runtime() called from its own worker %u;"
+                             " that would wait for itself\n", w->index);
+        std::terminate();
+    }
+    m_stopped = true;
+    m_stopping.store(true, std::memory_order_seq_cst);
+    wake_all();
+    m_injector.space_epoch.fetch_add(1, std::memory_order_release);
+    futex_wake(m_injector.space_epoch, INT_MAX);
+    for (worker_home* h : m_homes) {
+        if (h->thread.joinable()) h->thread.join();
+    }
+}
+
+// ---- entry points declared in the public headers ----
+
+void run_job(worker& w, job* j) noexcept {
+    bump(w.counters.tasks);
+    j->execute(j);
+}
+
+void wake_one_sleeper(worker& w) noexcept { w.core->wake_one(); }
+
+void wake_waiters(const std::atomic<std::uint32_t>& word) noexcept { futex_wake(word, INT_MAX); }
+
+// See "Join protocol" in DESIGN.md.
+void join_stolen(worker& w, join_job& j) noexcept {
+    runtime_core& c = *w.core;
+    worker_home& h = *c.m_homes[w.index];
+    unsigned idle_rounds = 0;
+    // acquire: pairs with the thief's exchange to k_done.
+    while (j.state.load(std::memory_order_acquire) != k_done) {
+        // Leapfrogging: the thief's deque holds the pieces of our job.
+        const unsigned thief = j.thief.load(std::memory_order_relaxed);
+        job* found = nullptr;
+        if (thief < c.m_homes.size() && thief != w.index) found = c.steal_from(h, thief);
+        if (found == nullptr) found = c.steal_round(h);
+        if (found != nullptr) {
+            run_job(w, found);
+            idle_rounds = 0;
+            continue;
+        }
+        ++idle_rounds;
+        if (idle_rounds < k_spin_rounds) {
+            for (unsigned k = 0; k < (1u << (idle_rounds < 6 ? idle_rounds : 6)); ++k) cpu_relax();
+        } else if (idle_rounds < k_spin_rounds + k_yield_rounds) {
+            sched_yield();
+        } else {
+            std::uint32_t expected = k_pending;
+            // acq_rel on success, acquire on failure: if the thief finished
+            // meanwhile we must see its writes.
+            if (j.state.compare_exchange_strong(expected, k_sleeping, std::memory_order_acq_rel,
+                                                std::memory_order_acquire) ||
+                expected == k_sleeping) {
+                const timespec ts{0, k_join_sleep_ns};
+                futex_wait(j.state, k_sleeping, &ts);
+            }
+        }
+    }
+}
+
+void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
+                std::uint32_t count_mask, std::uint32_t waiter_bit) noexcept {
+    runtime_core& c = *w.core;
+    worker_home& h = *c.m_homes[w.index];
+    unsigned idle_rounds = 0;
+    // acquire: pairs with each finishing task's release.
+    while ((word.load(std::memory_order_acquire) & count_mask) != 0) {
+        job* found = nullptr;
+        if (w.deque.bottom() > base) found = w.deque.pop();
+        if (found == nullptr) found = c.steal_round(h);
+        if (found != nullptr) {
+            run_job(w, found);
+            idle_rounds = 0;
+            continue;
+        }
+        ++idle_rounds;
+        if (idle_rounds < k_spin_rounds) {
+            for (unsigned k = 0; k < (1u << (idle_rounds < 6 ? idle_rounds : 6)); ++k) cpu_relax();
+        } else if (idle_rounds < k_spin_rounds + k_yield_rounds) {
+            sched_yield();
+        } else {
+            const std::uint32_t v = word.fetch_or(waiter_bit, std::memory_order_acq_rel) | waiter_bit;
+            if ((v & count_mask) != 0) {
+                const timespec ts{0, k_join_sleep_ns};
+                futex_wait(word, v, &ts);
+            }
+        }
+    }
+}
+
+void wait_word_zero(std::atomic<std::uint32_t>& word, std::uint32_t count_mask,
+                    std::uint32_t waiter_bit) noexcept {
+    for (;;) {
+        // acq_rel: announce the sleeper; acquire sees the tasks' effects.
+        const std::uint32_t v = word.fetch_or(waiter_bit, std::memory_order_acq_rel) | waiter_bit;
+        if ((v & count_mask) == 0) return;
+        futex_wait(word, v);
+    }
+}
+
+void wait_done(std::atomic<std::uint32_t>& state) noexcept {
+    for (unsigned i = 0; i < 256; ++i) {
+        // acquire: pairs with the executor's release exchange.
+        if (state.load(std::memory_order_acquire) == k_done) return;
+        cpu_relax();
+    }
+    for (;;) {
+        std::uint32_t expected = k_pending;
+        if (state.compare_exchange_strong(expected, k_sleeping, std::memory_order_acq_rel,
+                                          std::memory_order_acquire) ||
+            expected == k_sleeping) {
+            futex_wait(state, k_sleeping);
+        } else if (expected == k_done) {
+            return;
+        }
+        if (state.load(std::memory_order_acquire) == k_done) return;
+    }
+}
+
+void inject_into(runtime& rt, job* j) { rt.inject(j, true); }
+
+}  // namespace detail
+
+// ---- runtime ----
+
+runtime::runtime(runtime_config config) : m_core(std::make_unique<detail::runtime_core>(std::move(config))) {
+    m_core->start();
+}
+
+runtime::~runtime() { stop(); }
+
+unsigned runtime::worker_count() const noexcept { return m_core->m_plan.worker_count(); }
+
+const placement_plan& runtime::plan() const noexcept { return m_core->m_plan; }
+
+void runtime::stop() noexcept { m_core->stop(); }
+
+void runtime::inject(detail::job* j, bool block) { m_core->inject(j, block); }
+
+submit_status runtime::try_inject(detail::job* j) { return m_core->try_inject(j); }
+
+int runtime::current_worker_index() const noexcept {
+    const detail::worker* w = detail::current_worker();
+    return (w != nullptr && w->core == m_core.get()) ? static_cast<int>(w->index) : -1;
+}
+
+std::vector<worker_stats> runtime::stats() const {
+    std::vector<worker_stats> out;
+    for (const detail::worker_home* h : m_core->m_homes) {
+        const detail::worker_counters& c = h->w.counters;
+        worker_stats s;
+        s.worker = h->w.index;
+        s.cpu = m_core->m_plan.places[h->w.index].pu_os_index;
+        // relaxed: a snapshot; each counter has a single writer.
+        s.spawned = c.spawned.load(std::memory_order_relaxed);
+        s.tasks = c.tasks.load(std::memory_order_relaxed);
+        s.steals_near = c.steals_near.load(std::memory_order_relaxed);
+        s.steals_far = c.steals_far.load(std::memory_order_relaxed);
+        s.failed_steals = c.failed_steals.load(std::memory_order_relaxed);
+        s.parks = c.parks.load(std::memory_order_relaxed);
+        s.wakeups = c.wakeups.load(std::memory_order_relaxed);
+        s.idle_ns = c.idle_ns.load(std::memory_order_relaxed);
+        s.injected = c.injected.load(std::memory_order_relaxed);
+        out.push_back(s);
+    }
+    return out;
+}
+
+runtime& default_runtime() {
+    static runtime rt;
+    return rt;
+}
+
+}  // namespace forkline
