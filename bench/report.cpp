@@ -70,13 +70,18 @@ const config_result* find_serial(const std::vector<config_result>& results) {
 
 }  // namespace
 
+int count_allowed_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    return CPU_COUNT(&set);
+}
+
 host_info describe_host(int argc, char** argv) {
     host_info h;
     h.cpu_model = read_cpu_model();
     h.cpus_online = ::sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (::sched_getaffinity(0, sizeof set, &set) == 0) h.cpus_allowed = CPU_COUNT(&set);
+    h.cpus_allowed = count_allowed_cpus();
     utsname u{};
     if (::uname(&u) == 0) h.kernel = std::string(u.sysname) + " " + u.release;
 #if defined(__clang__)

@@ -25,6 +25,9 @@ struct host_info {
 
 host_info describe_host(int argc, char** argv);
 
+/// CPUs in this process's affinity mask; 1 when it cannot be read.
+int count_allowed_cpus();
+
 /// The table on stdout: one row per (impl, workers), then the failures.
 void print_table(std::FILE* out, const workload& w, const host_info& host, unsigned reps,
                  const std::vector<config_result>& results);

@@ -1,2 +1,287 @@
+// tests/test_forkjoin.cpp: invoke, task_group and parallel_for results at
+// 1, 2, 4 and 8 workers (4 and 8 oversubscribe this machine on purpose),
+// exceptions, and the paths taken when a deque is full.
 #include <doctest/doctest.h>
-TEST_CASE("placeholder") { CHECK(true); }
+
+#include <atomic>     // atomic
+#include <functional> // function (a recursive lambda in one test)
+#include <numeric>    // accumulate
+#include <random>     // mt19937
+#include <stdexcept>  // runtime_error
+#include <vector>     // vector
+
+#include "forkline/forkline.hpp"  // runtime, invoke, task_group, parallel_for
+#include "stress.hpp"             // scaled
+
+namespace {
+
+forkline::runtime_config config_for(unsigned workers) {
+    forkline::runtime_config c;
+    c.placement.workers = workers;
+    c.placement.oversubscribe = true;
+    c.read_environment = false;
+    return c;
+}
+
+long fib(int n) {
+    if (n < 2) return n;
+    long a = 0;
+    long b = 0;
+    forkline::invoke([&] { a = fib(n - 1); }, [&] { b = fib(n - 2); });
+    return a + b;
+}
+
+long fib_loop(int n) {
+    long a = 0, b = 1;
+    for (int i = 0; i < n; ++i) {
+        const long t = a + b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+long sum_range(const std::vector<long>& v, std::size_t lo, std::size_t hi) {
+    if (hi - lo <= 64) return std::accumulate(v.begin() + static_cast<long>(lo), v.begin() + static_cast<long>(hi), 0L);
+    const std::size_t mid = lo + (hi - lo) / 2;
+    long a = 0, b = 0;
+    forkline::invoke([&] { a = sum_range(v, lo, mid); }, [&] { b = sum_range(v, mid, hi); });
+    return a + b;
+}
+
+// A chain: each level spawns the next, so the depth is the recursion depth.
+long chain(int depth) {
+    if (depth == 0) return 0;
+    long below = 0;
+    long here = 0;
+    forkline::invoke([&] { below = chain(depth - 1); }, [&] { here = 1; });
+    return below + here;
+}
+
+// Nested groups: a tree where each node spawns `fan` children into its own group.
+long group_tree(int depth, int fan) {
+    if (depth == 0) return 1;
+    std::vector<long> counts(static_cast<std::size_t>(fan), 0);
+    forkline::task_group tg;
+    for (int i = 0; i < fan; ++i) {
+        tg.spawn([&counts, i, depth, fan] { counts[static_cast<std::size_t>(i)] = group_tree(depth - 1, fan); });
+    }
+    tg.wait();
+    return 1 + std::accumulate(counts.begin(), counts.end(), 0L);
+}
+
+long tree_size(int depth, int fan) {
+    long size = 1, level = 1;
+    for (int d = 0; d < depth; ++d) {
+        level *= fan;
+        size += level;
+    }
+    return size;
+}
+
+const unsigned k_worker_counts[] = {1, 2, 4, 8};
+
+}  // namespace
+
+TEST_CASE("fib is right at every worker count") {
+    const int n = FORKLINE_STRESS_SCALE >= 50 ? 25 : 20;
+    for (unsigned w : k_worker_counts) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        CHECK(rt.worker_count() == w);
+        CHECK(rt.run([n] { return fib(n); }) == fib_loop(n));
+    }
+}
+
+TEST_CASE("recursive sums over random data match the serial sum") {
+    std::mt19937 rng(42);
+    std::vector<long> v(scaled(1'000'000, 10'000));
+    for (long& x : v) x = static_cast<long>(rng() % 1000) - 500;
+    const long want = std::accumulate(v.begin(), v.end(), 0L);
+    for (unsigned w : k_worker_counts) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        CHECK(rt.run([&] { return sum_range(v, 0, v.size()); }) == want);
+    }
+}
+
+TEST_CASE("nested task_groups count every node of the tree once") {
+    for (unsigned w : k_worker_counts) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        CHECK(rt.run([] { return group_tree(5, 6); }) == tree_size(5, 6));
+    }
+}
+
+TEST_CASE("deep recursion past the deque's capacity runs inline and stays right") {
+    // 20000 levels overflow the 8192-slot deque: the overflow path runs
+    // both halves in place.
+    for (unsigned w : {1u, 2u}) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        CHECK(rt.run([] { return chain(20'000); }) == 20'000);
+    }
+}
+
+TEST_CASE("a task_group with many more spawns than deque slots loses none") {
+    const std::size_t n = scaled(100'000, 20'000);
+    for (unsigned w : k_worker_counts) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        std::atomic<std::size_t> ran{0};
+        rt.run([&] {
+            forkline::task_group tg;
+            for (std::size_t i = 0; i < n; ++i) tg.spawn([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+            tg.wait();
+        });
+        CHECK(ran.load() == n);
+    }
+}
+
+TEST_CASE("tasks may spawn into the group they belong to") {
+    forkline::runtime rt(config_for(4));
+    std::atomic<int> ran{0};
+    rt.run([&] {
+        forkline::task_group tg;
+        for (int i = 0; i < 50; ++i) {
+            tg.spawn([&] {
+                ran.fetch_add(1);
+                for (int k = 0; k < 20; ++k) tg.spawn([&] { ran.fetch_add(1); });
+            });
+        }
+        tg.wait();
+    });
+    CHECK(ran.load() == 50 * 21);
+}
+
+TEST_CASE("a callable too big for a pooled slot still runs") {
+    forkline::runtime rt(config_for(2));
+    struct big {
+        long payload[64];
+    };
+    big b{};
+    for (int i = 0; i < 64; ++i) b.payload[i] = i;
+    std::atomic<long> total{0};
+    rt.run([&] {
+        forkline::task_group tg;
+        for (int k = 0; k < 100; ++k) {
+            tg.spawn([b, &total] { total.fetch_add(std::accumulate(b.payload, b.payload + 64, 0L)); });
+        }
+        tg.wait();
+    });
+    CHECK(total.load() == 100 * (63 * 64 / 2));
+}
+
+TEST_CASE("invoke with more than two callables runs each once") {
+    forkline::runtime rt(config_for(4));
+    std::atomic<int> mask{0};
+    rt.run([&] {
+        forkline::invoke([&] { mask |= 1; }, [&] { mask |= 2; }, [&] { mask |= 4; }, [&] { mask |= 8; },
+                         [&] { mask |= 16; });
+    });
+    CHECK(mask.load() == 31);
+}
+
+TEST_CASE("parallel_for covers every index exactly once") {
+    for (unsigned w : k_worker_counts) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{100'003}}) {
+            CAPTURE(n);
+            std::vector<std::atomic<int>> hits(n);
+            rt.run([&] { forkline::parallel_for(std::size_t{0}, n, [&](std::size_t i) { hits[i].fetch_add(1); }); });
+            std::size_t bad = 0;
+            for (auto& h : hits) bad += h.load() != 1;
+            CHECK(bad == 0);
+        }
+        std::vector<int> out(1000, 0);
+        rt.run([&] { forkline::parallel_for(10, 1000, 16, [&](int i) { out[static_cast<std::size_t>(i)] = i; }); });
+        CHECK(out[9] == 0);
+        CHECK(out[10] == 10);
+        CHECK(out[999] == 999);
+        // Negative bounds and a reversed range.
+        std::atomic<int> count{0};
+        rt.run([&] { forkline::parallel_for(-50, 50, [&](int) { count.fetch_add(1); }); });
+        CHECK(count.load() == 100);
+        rt.run([&] { forkline::parallel_for(5, 2, [&](int) { count.fetch_add(1); }); });
+        CHECK(count.load() == 100);
+    }
+}
+
+TEST_CASE("exceptions reach the waiter") {
+    for (unsigned w : {1u, 2u, 8u}) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        SUBCASE("from the first callable of invoke") {
+            CHECK_THROWS_WITH_AS(rt.run([] { forkline::invoke([] { throw std::runtime_error("left"); }, [] {}); }),
+                                 "left", std::runtime_error);
+        }
+        SUBCASE("from the second callable of invoke, stolen or not") {
+            for (int i = 0; i < 200; ++i) {
+                CHECK_THROWS_AS(rt.run([] {
+                    forkline::invoke([] { fib(12); }, [] { throw std::runtime_error("right"); });
+                }),
+                                std::runtime_error);
+            }
+        }
+        SUBCASE("from deep inside a recursion") {
+            std::function<long(int)> boom = [&](int n) -> long {
+                if (n == 3) throw std::logic_error("deep");
+                if (n < 2) return n;
+                long a = 0, b = 0;
+                forkline::invoke([&] { a = boom(n - 1); }, [&] { b = boom(n - 2); });
+                return a + b;
+            };
+            CHECK_THROWS_AS(rt.run([&] { return boom(20); }), std::logic_error);
+            CHECK(rt.run([] { return fib(15); }) == 610);  // still usable afterwards
+        }
+        SUBCASE("from a task_group task; the group cancels the rest and is reusable") {
+            std::atomic<int> ran{0};
+            CHECK_THROWS_WITH(rt.run([&] {
+                forkline::task_group tg;
+                for (int i = 0; i < 1000; ++i) {
+                    tg.spawn([&ran, i] {
+                        ran.fetch_add(1);
+                        if (i == 0) throw std::runtime_error("task 0");
+                    });
+                }
+                tg.wait();
+            }),
+                              "task 0");
+            CHECK(ran.load() >= 1);
+            CHECK(ran.load() <= 1000);
+            std::atomic<int> again{0};
+            rt.run([&] {
+                forkline::task_group tg;
+                tg.spawn([&] { again = 1; });
+                tg.wait();
+            });
+            CHECK(again.load() == 1);
+        }
+        SUBCASE("from parallel_for") {
+            CHECK_THROWS_AS(rt.run([] {
+                forkline::parallel_for(0, 10000, 10, [](int i) {
+                    if (i == 7777) throw std::out_of_range("7777");
+                });
+            }),
+                            std::out_of_range);
+        }
+    }
+}
+
+TEST_CASE("invoke, task_group and parallel_for work from a plain thread (default runtime)") {
+    CHECK(fib(18) == fib_loop(18));
+    std::atomic<int> ran{0};
+    {
+        forkline::task_group tg;
+        for (int i = 0; i < 100; ++i) tg.spawn([&] { ran.fetch_add(1); });
+        tg.wait();
+    }
+    CHECK(ran.load() == 100);
+    std::vector<int> v(1000, 0);
+    forkline::parallel_for(std::size_t{0}, v.size(), [&](std::size_t i) { v[i] = 1; });
+    CHECK(std::accumulate(v.begin(), v.end(), 0) == 1000);
+    forkline::task_group failing;
+    failing.spawn([] { throw std::runtime_error("outside"); });
+    CHECK_THROWS_WITH(failing.wait(), "outside");
+}

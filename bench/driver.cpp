@@ -1,0 +1,360 @@
+// bench/driver.cpp: forkline-bench's command line, the repetition loop and the exit status.
+//
+//   forkline-bench fib --n 30 --impl forkline,serial,tbb,omp --workers 1,2 --reps 5 --json out.json
+//
+// Each (impl, workers) configuration is one child process per repetition, and
+// the repetitions interleave the configurations (A B C A B C ...), so that a
+// slow minute on a shared machine lands on every variant rather than on one.
+// See bench/README.md for the variants and how to read the table.
+#include <unistd.h>  // execv
+
+#include <algorithm>     // max
+#include <cerrno>        // errno
+#include <charconv>      // from_chars
+#include <cstdio>        // fprintf, fopen, fclose
+#include <cstdlib>       // getenv, setenv
+#include <cstring>       // strerror
+#include <memory>        // unique_ptr
+#include <string>        // string
+#include <string_view>   // string_view
+#include <system_error>  // errc
+#include <vector>        // vector
+
+#include "fib/fib.hpp"   // make_fib_workload
+#include "measure.hpp"   // measure_in_child, config_result
+#include "report.hpp"    // describe_host, count_allowed_cpus, print_table, write_json
+#include "workload.hpp"  // workload, workload_entry, usage_error
+
+namespace forkline_bench {
+namespace {
+
+// The registry. A new workload adds its line here.
+const workload_entry k_workloads[] = {
+    {"fib", "fork-join Fibonacci, one spawn at every call with n >= 2",
+     "  --n N            compute fib(N), 2 <= N <= 92 (default 30)\n", &make_fib_workload},
+};
+
+constexpr unsigned k_default_reps = 5;    // BENCHMARKING.md: at least 5
+constexpr unsigned k_max_workers = 4096;  // far past any machine; catches typos
+constexpr long long k_default_timeout_s = 600;
+
+struct options {
+    bool help = false;
+    bool list = false;
+    const workload_entry* entry = nullptr;
+    std::unique_ptr<workload> work;
+    std::vector<impl_info> impls;  // requested, built or not, in the order given
+    std::vector<unsigned> workers;
+    unsigned reps = k_default_reps;
+    std::string json_path;
+    long long timeout_s = k_default_timeout_s;
+};
+
+void print_usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: forkline-bench WORKLOAD [options]\n"
+                 "       forkline-bench --list | --help\n"
+                 "\n"
+                 "Runs each implementation of WORKLOAD in a fresh child process per repetition\n"
+                 "(one warm-up, then one timed run), alternating implementations, and prints the\n"
+                 "median, min and max seconds, ns per task and peak RSS. Every answer is checked.\n"
+                 "\n"
+                 "options (also as --opt=value):\n"
+                 "  --impl LIST      implementations, comma-separated (default: all of the workload's)\n"
+                 "  --workers LIST   worker counts, comma-separated, each >= 1 (default: 1 and the\n"
+                 "                   number of cpus this process may use)\n"
+                 "  --reps R         timed repetitions per (impl, workers) (default %u)\n"
+                 "  --json FILE      also write the results to FILE as a JSON array\n"
+                 "  --timeout S      kill a child still running after S seconds (default %lld)\n"
+                 "\n"
+                 "workloads:\n",
+                 k_default_reps, k_default_timeout_s);
+    for (const workload_entry& e : k_workloads) {
+        std::string names;
+        for (const impl_info& i : e.make()->impls()) names += std::string(names.empty() ? "" : ",") + std::string(i.name);
+        std::fprintf(out, "  %.*s: %.*s\n%.*s  implementations: %s\n", static_cast<int>(e.name.size()),
+                     e.name.data(), static_cast<int>(e.summary.size()), e.summary.data(),
+                     static_cast<int>(e.options.size()), e.options.data(), names.c_str());
+    }
+    std::fprintf(out,
+                 "\n"
+                 "exit status: 0 every run answered right, 1 some run failed, 2 bad command line\n");
+}
+
+void print_list(std::FILE* out) {
+    for (const workload_entry& e : k_workloads) {
+        std::fprintf(out, "%.*s\n", static_cast<int>(e.name.size()), e.name.data());
+        for (const impl_info& i : e.make()->impls()) {
+            if (i.built()) {
+                std::fprintf(out, "  %.*s\n", static_cast<int>(i.name.size()), i.name.data());
+            } else {
+                std::fprintf(out, "  %.*s: not built (%.*s)\n", static_cast<int>(i.name.size()), i.name.data(),
+                             static_cast<int>(i.absent_reason.size()), i.absent_reason.data());
+            }
+        }
+    }
+}
+
+std::vector<std::string_view> split_list(std::string_view text, std::string_view what) {
+    std::vector<std::string_view> items;
+    for (;;) {
+        const std::size_t comma = text.find(',');
+        const std::string_view item = text.substr(0, comma);
+        if (item.empty()) throw usage_error(std::string(what) + " has an empty item; give a list like a,b,c");
+        items.push_back(item);
+        if (comma == std::string_view::npos) return items;
+        text.remove_prefix(comma + 1);
+    }
+}
+
+std::vector<impl_info> parse_impls(std::string_view text, const workload_entry& entry, const workload& w) {
+    const std::vector<impl_info> known = w.impls();
+    std::vector<impl_info> chosen;
+    for (const std::string_view name : split_list(text, "--impl")) {
+        const impl_info* found = nullptr;
+        for (const impl_info& i : known) {
+            if (i.name == name) found = &i;
+        }
+        if (found == nullptr) {
+            std::string names;
+            for (const impl_info& i : known) names += std::string(names.empty() ? "" : ", ") + std::string(i.name);
+            throw usage_error("unknown implementation '" + std::string(name) + "' for " + std::string(entry.name) +
+                              "; known: " + names);
+        }
+        for (const impl_info& c : chosen) {
+            if (c.name == name) throw usage_error("--impl names '" + std::string(name) + "' twice");
+        }
+        chosen.push_back(*found);
+    }
+    return chosen;
+}
+
+std::vector<unsigned> parse_workers(std::string_view text) {
+    std::vector<unsigned> out;
+    for (const std::string_view item : split_list(text, "--workers")) {
+        const auto w = static_cast<unsigned>(parse_integer(item, 1, k_max_workers, "--workers"));
+        for (const unsigned seen : out) {
+            if (seen == w) throw usage_error("--workers names " + std::to_string(w) + " twice");
+        }
+        out.push_back(w);
+    }
+    return out;
+}
+
+std::vector<unsigned> default_workers() {
+    const unsigned cpus = static_cast<unsigned>(std::max(1, count_allowed_cpus()));
+    return cpus > 1 ? std::vector<unsigned>{1, cpus} : std::vector<unsigned>{1};
+}
+
+options parse_command_line(int argc, char** argv) {
+    options opt;
+    if (argc < 2) throw usage_error("no workload given");
+    const std::string_view first = argv[1];
+    if (first == "--help" || first == "-h" || first == "help") {
+        opt.help = true;
+        return opt;
+    }
+    if (first == "--list" || first == "list") {
+        opt.list = true;
+        return opt;
+    }
+    for (const workload_entry& e : k_workloads) {
+        if (e.name == first) opt.entry = &e;
+    }
+    if (opt.entry == nullptr) {
+        std::string names;
+        for (const workload_entry& e : k_workloads) names += std::string(names.empty() ? "" : ", ") + std::string(e.name);
+        throw usage_error("unknown workload '" + std::string(first) + "'; known: " + names);
+    }
+    opt.work = opt.entry->make();
+
+    std::string_view impl_text;
+    std::string_view workers_text;
+    for (int i = 2; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            opt.help = true;
+            return opt;
+        }
+        if (arg.size() < 3 || arg.substr(0, 2) != "--") {
+            throw usage_error("unexpected argument '" + std::string(arg) + "'; options start with --");
+        }
+        arg.remove_prefix(2);
+        std::string_view key = arg;
+        std::string_view value;
+        if (const std::size_t eq = arg.find('='); eq != std::string_view::npos) {
+            key = arg.substr(0, eq);
+            value = arg.substr(eq + 1);
+        } else {
+            if (i + 1 >= argc) throw usage_error("--" + std::string(key) + " needs a value");
+            value = argv[++i];
+        }
+        if (key == "impl") {
+            impl_text = value;
+        } else if (key == "workers") {
+            workers_text = value;
+        } else if (key == "reps") {
+            opt.reps = static_cast<unsigned>(parse_integer(value, 1, 100000, "--reps"));
+        } else if (key == "json") {
+            if (value.empty()) throw usage_error("--json needs a file name");
+            opt.json_path = value;
+        } else if (key == "timeout") {
+            opt.timeout_s = parse_integer(value, 1, 7 * 24 * 3600, "--timeout");
+        } else if (!opt.work->parse_option(key, value)) {
+            throw usage_error("unknown option --" + std::string(key) + " for " + std::string(opt.entry->name));
+        }
+    }
+    // Parsed after the loop so that the order of options does not matter.
+    opt.impls = impl_text.empty() ? opt.work->impls() : parse_impls(impl_text, *opt.entry, *opt.work);
+    opt.workers = workers_text.empty() ? default_workers() : parse_workers(workers_text);
+    return opt;
+}
+
+// OMP_PROC_BIND=close and OMP_PLACES=cores (BENCHMARKING.md, "Pin") must be in
+// the environment when the OpenMP runtime initialises. GCC's libgomp does so
+// in a constructor as the program loads, before main(), so setting them in
+// the child is too late for it: set what the user left unset, then start
+// this program again.
+void ensure_openmp_environment(const options& opt, char** argv) {
+    bool wants_omp = false;
+    for (const impl_info& i : opt.impls) wants_omp = wants_omp || (i.name == "omp" && i.built());
+    if (!wants_omp) return;
+    std::string set;
+    if (std::getenv("OMP_PROC_BIND") == nullptr) {
+        ::setenv("OMP_PROC_BIND", "close", 0);
+        set += " OMP_PROC_BIND=close";
+    }
+    if (std::getenv("OMP_PLACES") == nullptr) {
+        ::setenv("OMP_PLACES", "cores", 0);
+        set += " OMP_PLACES=cores";
+    }
+    if (set.empty()) return;
+    std::fprintf(stderr, "forkline-bench: set%s for the omp variant; starting again so OpenMP sees it\n",
+                 set.c_str());
+    std::fflush(stderr);
+    ::execv("/proc/self/exe", argv);
+    const int e = errno;
+    std::fprintf(stderr, "forkline-bench: warning: execv(/proc/self/exe) failed: %s; omp runs unbound\n",
+                 std::strerror(e));
+}
+
+struct config {
+    impl_info impl;
+    unsigned workers;
+};
+
+// Variants that ignore the worker count (serial) run once per repetition,
+// labelled workers=1, in the group of the first worker count.
+std::vector<config> plan_configs(const options& opt) {
+    std::vector<config> out;
+    for (const unsigned w : opt.workers) {
+        for (const impl_info& i : opt.impls) {
+            if (!i.built()) continue;
+            if (i.uses_workers) {
+                out.push_back({i, w});
+            } else if (w == opt.workers.front()) {
+                out.push_back({i, 1});
+            }
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+long long parse_integer(std::string_view text, long long lo, long long hi, std::string_view what) {
+    long long v = 0;
+    const char* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+    const std::string range = " (accepted: " + std::to_string(lo) + " to " + std::to_string(hi) + ")";
+    if (text.empty() || ec == std::errc::invalid_argument || ptr != end) {
+        throw usage_error(std::string(what) + " takes a whole number, not '" + std::string(text) + "'" + range);
+    }
+    if (ec == std::errc::result_out_of_range || v < lo || v > hi) {
+        throw usage_error(std::string(what) + " " + std::string(text) + " is out of range" + range);
+    }
+    return v;
+}
+
+}  // namespace forkline_bench
+
+int main(int argc, char** argv) {
+    using namespace forkline_bench;
+    options opt;
+    try {
+        opt = parse_command_line(argc, argv);
+    } catch (const usage_error& e) {
+        std::fprintf(stderr, "forkline-bench: %s\n\n", e.what());
+        print_usage(stderr);
+        return 2;
+    }
+    if (opt.help) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (opt.list) {
+        print_list(stdout);
+        return 0;
+    }
+
+    ensure_openmp_environment(opt, argv);
+    for (const impl_info& i : opt.impls) {
+        if (!i.built()) {
+            std::fprintf(stderr, "%.*s: not built (%.*s)\n", static_cast<int>(i.name.size()), i.name.data(),
+                         static_cast<int>(i.absent_reason.size()), i.absent_reason.data());
+        }
+    }
+    if (opt.reps < k_default_reps) {
+        std::fprintf(stderr, "forkline-bench: note: %u reps; BENCHMARKING.md asks for at least %u\n", opt.reps,
+                     k_default_reps);
+    }
+
+    // Opened now, so a bad path fails before the runs rather than after.
+    std::FILE* json = nullptr;
+    if (!opt.json_path.empty()) {
+        json = std::fopen(opt.json_path.c_str(), "w");
+        if (json == nullptr) {
+            const int e = errno;
+            std::fprintf(stderr, "forkline-bench: cannot write --json %s: %s\n", opt.json_path.c_str(),
+                         std::strerror(e));
+            return 2;
+        }
+    }
+
+    const host_info host = describe_host(argc, argv);
+    const std::vector<config> configs = plan_configs(opt);
+    if (configs.empty()) std::fprintf(stderr, "forkline-bench: nothing left to run\n");
+    std::vector<config_result> results(configs.size());
+    for (std::size_t c = 0; c < configs.size(); ++c) {
+        results[c].impl = std::string(configs[c].impl.name);
+        results[c].workers = configs[c].workers;
+    }
+
+    const std::string label = opt.work->label();
+    for (unsigned rep = 1; rep <= opt.reps; ++rep) {
+        for (std::size_t c = 0; c < configs.size(); ++c) {
+            const config& cf = configs[c];
+            std::fprintf(stderr, "%s rep %u/%u %.*s w=%u\n", label.c_str(), rep, opt.reps,
+                         static_cast<int>(cf.impl.name.size()), cf.impl.name.data(), cf.workers);
+            const child_outcome outcome =
+                measure_in_child(*opt.work, cf.impl.name, cf.workers, static_cast<double>(opt.timeout_s));
+            if (!outcome.ok) std::fprintf(stderr, "  FAILED: %s\n", outcome.error.c_str());
+            results[c].add(rep, outcome);
+        }
+    }
+
+    print_table(stdout, *opt.work, host, opt.reps, results);
+    bool all_ok = true;
+    for (const config_result& r : results) all_ok = all_ok && r.ok();
+
+    if (json != nullptr) {
+        write_json(json, *opt.work, opt.entry->name, host, opt.reps, results);
+        if (std::fclose(json) != 0) {
+            const int e = errno;
+            std::fprintf(stderr, "forkline-bench: writing --json %s failed: %s\n", opt.json_path.c_str(),
+                         std::strerror(e));
+            return 1;
+        }
+    }
+    return all_ok ? 0 : 1;
+}
