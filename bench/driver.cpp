@@ -6,13 +6,10 @@
 // the repetitions interleave the configurations (A B C A B C ...), so that a
 // slow minute on a shared machine lands on every variant rather than on one.
 // See bench/README.md for the variants and how to read the table.
-#include <unistd.h>  // execv
-
 #include <algorithm>     // max
 #include <cerrno>        // errno
 #include <charconv>      // from_chars
 #include <cstdio>        // fprintf, fopen, fclose
-#include <cstdlib>       // getenv, setenv
 #include <cstring>       // strerror
 #include <memory>        // unique_ptr
 #include <string>        // string
@@ -31,7 +28,7 @@ namespace {
 // The registry. A new workload adds its line here.
 const workload_entry k_workloads[] = {
     {"fib", "fork-join Fibonacci, one spawn at every call with n >= 2",
-     "  --n N            compute fib(N), 2 <= N <= 92 (default 30)\n", &make_fib_workload},
+     "    --n N          compute fib(N), 2 <= N <= 92 (default 30)\n", &make_fib_workload},
 };
 
 constexpr unsigned k_default_reps = 5;    // BENCHMARKING.md: at least 5
@@ -49,6 +46,17 @@ struct options {
     std::string json_path;
     long long timeout_s = k_default_timeout_s;
 };
+
+// "a, b, c" from anything with a .name.
+template <class Range>
+std::string join_names(const Range& items, std::string_view separator) {
+    std::string out;
+    for (const auto& item : items) {
+        if (!out.empty()) out += separator;
+        out += item.name;
+    }
+    return out;
+}
 
 void print_usage(std::FILE* out) {
     std::fprintf(out,
@@ -70,11 +78,10 @@ void print_usage(std::FILE* out) {
                  "workloads:\n",
                  k_default_reps, k_default_timeout_s);
     for (const workload_entry& e : k_workloads) {
-        std::string names;
-        for (const impl_info& i : e.make()->impls()) names += std::string(names.empty() ? "" : ",") + std::string(i.name);
-        std::fprintf(out, "  %.*s: %.*s\n%.*s  implementations: %s\n", static_cast<int>(e.name.size()),
-                     e.name.data(), static_cast<int>(e.summary.size()), e.summary.data(),
-                     static_cast<int>(e.options.size()), e.options.data(), names.c_str());
+        const std::string names = join_names(e.make()->impls(), ",");
+        std::fprintf(out, "  %.*s: %.*s\n    --impl from: %s\n%.*s", static_cast<int>(e.name.size()),
+                     e.name.data(), static_cast<int>(e.summary.size()), e.summary.data(), names.c_str(),
+                     static_cast<int>(e.options.size()), e.options.data());
     }
     std::fprintf(out,
                  "\n"
@@ -116,10 +123,8 @@ std::vector<impl_info> parse_impls(std::string_view text, const workload_entry& 
             if (i.name == name) found = &i;
         }
         if (found == nullptr) {
-            std::string names;
-            for (const impl_info& i : known) names += std::string(names.empty() ? "" : ", ") + std::string(i.name);
             throw usage_error("unknown implementation '" + std::string(name) + "' for " + std::string(entry.name) +
-                              "; known: " + names);
+                              "; known: " + join_names(known, ", "));
         }
         for (const impl_info& c : chosen) {
             if (c.name == name) throw usage_error("--impl names '" + std::string(name) + "' twice");
@@ -162,16 +167,15 @@ options parse_command_line(int argc, char** argv) {
         if (e.name == first) opt.entry = &e;
     }
     if (opt.entry == nullptr) {
-        std::string names;
-        for (const workload_entry& e : k_workloads) names += std::string(names.empty() ? "" : ", ") + std::string(e.name);
-        throw usage_error("unknown workload '" + std::string(first) + "'; known: " + names);
+        throw usage_error("unknown workload '" + std::string(first) + "'; known: " + join_names(k_workloads, ", "));
     }
     opt.work = opt.entry->make();
 
-    std::string_view impl_text;
-    std::string_view workers_text;
+    const char* impl_text = nullptr;  // null: not given
+    const char* workers_text = nullptr;
     for (int i = 2; i < argc; ++i) {
-        std::string_view arg = argv[i];
+        const char* const whole = argv[i];
+        std::string_view arg = whole;
         if (arg == "--help" || arg == "-h") {
             opt.help = true;
             return opt;
@@ -181,10 +185,10 @@ options parse_command_line(int argc, char** argv) {
         }
         arg.remove_prefix(2);
         std::string_view key = arg;
-        std::string_view value;
+        const char* value = nullptr;
         if (const std::size_t eq = arg.find('='); eq != std::string_view::npos) {
             key = arg.substr(0, eq);
-            value = arg.substr(eq + 1);
+            value = whole + 2 + eq + 1;
         } else {
             if (i + 1 >= argc) throw usage_error("--" + std::string(key) + " needs a value");
             value = argv[++i];
@@ -196,7 +200,7 @@ options parse_command_line(int argc, char** argv) {
         } else if (key == "reps") {
             opt.reps = static_cast<unsigned>(parse_integer(value, 1, 100000, "--reps"));
         } else if (key == "json") {
-            if (value.empty()) throw usage_error("--json needs a file name");
+            if (*value == '\0') throw usage_error("--json needs a file name");
             opt.json_path = value;
         } else if (key == "timeout") {
             opt.timeout_s = parse_integer(value, 1, 7 * 24 * 3600, "--timeout");
@@ -205,37 +209,9 @@ options parse_command_line(int argc, char** argv) {
         }
     }
     // Parsed after the loop so that the order of options does not matter.
-    opt.impls = impl_text.empty() ? opt.work->impls() : parse_impls(impl_text, *opt.entry, *opt.work);
-    opt.workers = workers_text.empty() ? default_workers() : parse_workers(workers_text);
+    opt.impls = impl_text == nullptr ? opt.work->impls() : parse_impls(impl_text, *opt.entry, *opt.work);
+    opt.workers = workers_text == nullptr ? default_workers() : parse_workers(workers_text);
     return opt;
-}
-
-// OMP_PROC_BIND=close and OMP_PLACES=cores (BENCHMARKING.md, "Pin") must be in
-// the environment when the OpenMP runtime initialises. GCC's libgomp does so
-// in a constructor as the program loads, before main(), so setting them in
-// the child is too late for it: set what the user left unset, then start
-// this program again.
-void ensure_openmp_environment(const options& opt, char** argv) {
-    bool wants_omp = false;
-    for (const impl_info& i : opt.impls) wants_omp = wants_omp || (i.name == "omp" && i.built());
-    if (!wants_omp) return;
-    std::string set;
-    if (std::getenv("OMP_PROC_BIND") == nullptr) {
-        ::setenv("OMP_PROC_BIND", "close", 0);
-        set += " OMP_PROC_BIND=close";
-    }
-    if (std::getenv("OMP_PLACES") == nullptr) {
-        ::setenv("OMP_PLACES", "cores", 0);
-        set += " OMP_PLACES=cores";
-    }
-    if (set.empty()) return;
-    std::fprintf(stderr, "forkline-bench: set%s for the omp variant; starting again so OpenMP sees it\n",
-                 set.c_str());
-    std::fflush(stderr);
-    ::execv("/proc/self/exe", argv);
-    const int e = errno;
-    std::fprintf(stderr, "forkline-bench: warning: execv(/proc/self/exe) failed: %s; omp runs unbound\n",
-                 std::strerror(e));
 }
 
 struct config {
@@ -297,7 +273,6 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    ensure_openmp_environment(opt, argv);
     for (const impl_info& i : opt.impls) {
         if (!i.built()) {
             std::fprintf(stderr, "%.*s: not built (%.*s)\n", static_cast<int>(i.name.size()), i.name.data(),
@@ -343,7 +318,7 @@ int main(int argc, char** argv) {
         }
     }
 
-    print_table(stdout, *opt.work, host, opt.reps, results);
+    if (!results.empty()) print_table(stdout, *opt.work, host, opt.reps, results);
     bool all_ok = true;
     for (const config_result& r : results) all_ok = all_ok && r.ok();
 

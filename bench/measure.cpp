@@ -11,7 +11,7 @@
 #include <algorithm>    // sort, max, min
 #include <cerrno>       // errno, EINTR
 #include <chrono>       // steady_clock
-#include <cstdio>       // fflush
+#include <cstdio>       // fflush, snprintf
 #include <cstring>      // strerror, strsignal, memcpy
 #include <exception>    // exception
 #include <string>       // string, to_string
@@ -35,17 +35,7 @@ void copy_message(char (&to)[480], const char* from) {
     to[i] = '\0';
 }
 
-[[noreturn]] void child_main(int fd, const workload& w, std::string_view impl, unsigned workers) {
-    child_report report;
-    try {
-        report.measured = w.run(impl, workers);
-    } catch (const std::exception& e) {
-        report.threw = true;
-        copy_message(report.error, e.what());
-    } catch (...) {
-        report.threw = true;
-        copy_message(report.error, "an exception not derived from std::exception");
-    }
+[[noreturn]] void send_report_and_exit(int fd, const child_report& report, int status) {
     const char* p = reinterpret_cast<const char*>(&report);
     std::size_t left = sizeof report;
     while (left > 0) {
@@ -55,8 +45,8 @@ void copy_message(char (&to)[480], const char* from) {
         p += n;
         left -= static_cast<std::size_t>(n);
     }
-    // _exit: no atexit handlers and no flush of stdio buffers the parent owns.
-    ::_exit(report.threw ? 3 : 0);
+    // _exit: no atexit handlers, and no flush of stdio buffers copied from the parent.
+    ::_exit(status);
 }
 
 std::string describe_status(int status) {
@@ -74,6 +64,20 @@ std::string system_error_text(const char* call) {
     return std::string(call) + " failed: " + std::strerror(e) + " (errno " + std::to_string(e) + ")";
 }
 
+[[noreturn]] void child_main(int fd, const workload& w, std::string_view impl, unsigned workers) {
+    child_report report;
+    try {
+        report.measured = w.run(impl, workers);
+    } catch (const std::exception& e) {
+        report.threw = true;
+        copy_message(report.error, e.what());
+    } catch (...) {
+        report.threw = true;
+        copy_message(report.error, "an exception not derived from std::exception");
+    }
+    send_report_and_exit(fd, report, report.threw ? 3 : 0);
+}
+
 // Reads until EOF, which comes when the child has exited (it holds the only
 // write end), or until the deadline. Returns false on timeout.
 bool read_until_eof(int fd, std::string& bytes, std::chrono::steady_clock::time_point deadline) {
@@ -85,10 +89,10 @@ bool read_until_eof(int fd, std::string& bytes, std::chrono::steady_clock::time_
         pollfd p{fd, POLLIN, 0};
         const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(ms, 60'000)));
         if (ready < 0 && errno == EINTR) continue;
-        if (ready <= 0) continue;  // slice over: re-check the deadline
+        if (ready <= 0) continue;  // slice over: check the deadline again
         const ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return true;  // EOF (or an error, which ends the stream just as well)
+        if (n <= 0) return true;  // EOF (or an error, which ends the stream as well)
         bytes.append(buf, static_cast<std::size_t>(n));
     }
 }
@@ -138,7 +142,9 @@ child_outcome measure_in_child(const workload& w, std::string_view impl, unsigne
     out.peak_rss_kib = usage.ru_maxrss;  // Linux reports KiB
 
     if (!finished) {
-        out.error = "no answer after " + std::to_string(timeout_s) +
+        char limit[32];
+        std::snprintf(limit, sizeof limit, "%g", timeout_s);
+        out.error = std::string("no answer after ") + limit +
                     " s, killed (hung, or slower than --timeout allows)";
         return out;
     }

@@ -1,8 +1,11 @@
 // bench/measure.hpp: one measurement in a child process, and the statistics over repetitions.
 //
-// Each measurement runs in a fork()ed child, so that every variant starts
-// from the same cold process, one runtime's threads never linger into the
-// next variant's run, and wait4() reports the child's own peak RSS.
+// Each measurement runs in a fork()ed child, which sets up one variant, warms
+// it up, times one repetition and writes the answer to the parent through a
+// pipe. A fresh process per measurement means one runtime's threads never
+// linger into the next variant's run, and wait4() reports that variant's own
+// peak RSS. The parent never starts a runtime (forkline, TBB or OpenMP), so
+// it stays single-threaded and safe to fork.
 #pragma once
 
 #include <cstdint>      // int64_t
@@ -17,15 +20,15 @@ namespace forkline_bench {
 
 /// What the parent learnt from one child.
 struct child_outcome {
-    bool ok = false;         ///< answered, answer right, exited cleanly
-    bool answered = false;   ///< the child sent a measurement (right or wrong)
-    sample measured;         ///< valid when answered
-    long peak_rss_kib = 0;   ///< the child's ru_maxrss; 0 when it could not be started
-    std::string error;       ///< why not ok
+    bool ok = false;        ///< answered, answer right, exited cleanly
+    bool answered = false;  ///< the child sent a measurement (right or wrong)
+    sample measured;        ///< valid when answered
+    long peak_rss_kib = 0;  ///< the child's ru_maxrss; 0 when it could not be started
+    std::string error;      ///< why not ok
 };
 
-/// Forks, runs `w.run(impl, workers)` in the child, checks its answers here.
-/// A child still running after `timeout_s` seconds is killed and reported.
+/// Forks, runs w.run(impl, workers) in the child, reads its answer and
+/// checks it here. A child still running after `timeout_s` is killed.
 child_outcome measure_in_child(const workload& w, std::string_view impl, unsigned workers,
                                double timeout_s);
 
@@ -33,10 +36,10 @@ child_outcome measure_in_child(const workload& w, std::string_view impl, unsigne
 struct config_result {
     std::string impl;
     unsigned workers = 1;
-    std::vector<double> seconds;  ///< good repetitions only: a wrong answer is not a time
+    std::vector<double> seconds;      ///< good repetitions only: a wrong answer is not a time
     bool have_result = false;
-    std::int64_t result = 0;      ///< the last answer the child gave
-    long peak_rss_kib = 0;        ///< the highest over all repetitions
+    std::int64_t result = 0;          ///< the last answer a child gave, right or wrong
+    long peak_rss_kib = 0;            ///< the highest over all repetitions
     unsigned failures = 0;
     std::vector<std::string> errors;  ///< "rep 3: ..." per failed repetition
 

@@ -91,6 +91,7 @@ host_info describe_host(int argc, char** argv) {
 #else
     h.compiler = "unknown";
 #endif
+    while (!h.compiler.empty() && h.compiler.back() == ' ') h.compiler.pop_back();  // clang's has one
     const std::time_t now = std::time(nullptr);
     std::tm utc{};
     char date[32] = "unknown";

@@ -69,7 +69,7 @@ public:
 struct workload_entry {
     std::string_view name;
     std::string_view summary;  ///< one line for --help
-    std::string_view options;  ///< its own options, one "  --opt X  meaning" line each
+    std::string_view options;  ///< its own options, one "    --opt X  meaning\n" line each
     std::unique_ptr<workload> (*make)();
 };
 

@@ -379,6 +379,10 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
 job* runtime_core::pop_injected() noexcept {
     job* j = m_injector.try_pop();
     if (j != nullptr) {
+        // More queued and someone asleep: hand it on (ramp-up, as for steals).
+        if (m_injector.looks_nonempty() && m_idle.sleepers.load(std::memory_order_relaxed) != 0) {
+            wake_one();
+        }
         // seq_cst fence: the consumer half of the Dekker pair with a blocked
         // producer's fetch_add of `blocked` (see "Submit ring").
         std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -448,7 +452,8 @@ void runtime_core::heavy_barrier() const noexcept {
 void runtime_core::park(worker_home& h) noexcept {
     // P1: a parker owns no pending wake; clearing the token here keeps a
     // token whose target went back to work from blocking all later wakes.
-    m_waking.store(0, std::memory_order_relaxed);
+    // acq_rel: see P6.
+    m_waking.exchange(0, std::memory_order_acq_rel);
     // P2: acquire: pairs with the release increment in wake_one().
     const std::uint32_t epoch = m_epoch.load(std::memory_order_acquire);
     // P3: seq_cst: announce before the scan.
@@ -463,9 +468,12 @@ void runtime_core::park(worker_home& h) noexcept {
     const std::uint64_t t0 = now_ns();
     // P5: sleep unless the epoch moved since P2.
     futex_wait(m_epoch, epoch);
-    // P6
+    // P6: take over the wake token. acq_rel, an RMW: it reads the last
+    // notifier's exchange, whose release makes that notifier's push (and
+    // that of every notifier that found the token taken before it) visible
+    // to the search this worker starts now.
     m_idle.sleepers.fetch_sub(1, std::memory_order_seq_cst);
-    m_waking.store(0, std::memory_order_relaxed);
+    m_waking.exchange(0, std::memory_order_acq_rel);
     bump(h.w.counters.wakeups);
     bump(h.w.counters.idle_ns, now_ns() - t0);
 }

@@ -21,6 +21,8 @@ std::unique_ptr<workload> make_fib_workload();
 sample run_fib_forkline(int n, unsigned workers);
 sample run_fib_serial(int n);
 sample run_fib_tbb(int n, unsigned workers);
-sample run_fib_omp(int n, unsigned workers);
 
 }  // namespace forkline_bench
+
+/// In forkline-bench-openmp.so, found by name (see bench/openmp_module.hpp).
+extern "C" void forkline_bench_fib_omp(int n, unsigned workers, forkline_bench::sample* out);

@@ -1,12 +1,11 @@
 // bench/fib/fib_omp.cpp: fib on OpenMP tasks, forking as forkline::invoke does.
 //
-// OMP_PROC_BIND=close and OMP_PLACES=cores are put in the environment by the
-// driver, which re-executes itself when it has to set them: GCC's libgomp
-// reads its environment in a constructor when the program loads, so a
-// setenv() here, in the child, would come too late for it.
+// Built into forkline-bench-openmp.so, which only the omp variant's child
+// loads, after it has set OMP_PROC_BIND and OMP_PLACES: see
+// bench/openmp_module.hpp.
 #include <omp.h>  // omp_set_dynamic
 
-#include "fib.hpp"  // run_fib_omp
+#include "fib.hpp"  // forkline_bench_fib_omp
 
 namespace forkline_bench {
 namespace {
@@ -23,11 +22,13 @@ long fib(int n) {
 }
 
 }  // namespace
+}  // namespace forkline_bench
 
-sample run_fib_omp(int n, unsigned workers) {
+extern "C" void forkline_bench_fib_omp(int n, unsigned workers, forkline_bench::sample* out) {
+    using namespace forkline_bench;
     const int threads = static_cast<int>(workers);
     omp_set_dynamic(0);  // exactly `threads` in each team, never fewer
-    return warm_up_then_time([&] {
+    *out = warm_up_then_time([&] {
         const int arg = opaque(n);
         long result = 0;
 #pragma omp parallel num_threads(threads) shared(result) firstprivate(arg)
@@ -36,5 +37,3 @@ sample run_fib_omp(int n, unsigned workers) {
         return result;
     });
 }
-
-}  // namespace forkline_bench

@@ -1,11 +1,13 @@
 // bench/fib/fib_workload.cpp: fib's options, variants and answer check.
 #include <cstdint>      // int64_t, uint64_t
 #include <memory>       // make_unique, unique_ptr
+#include <stdexcept>    // logic_error
 #include <string>       // string, to_string
 #include <string_view>  // string_view
 #include <vector>       // vector
 
-#include "fib.hpp"  // run_fib_*, make_fib_workload
+#include "fib.hpp"            // run_fib_*, make_fib_workload, forkline_bench_fib_omp
+#include "openmp_module.hpp"  // openmp_entry_point
 
 #ifndef FORKLINE_BENCH_HAVE_TBB
 #define FORKLINE_BENCH_HAVE_TBB 0
@@ -27,6 +29,16 @@ struct fib_variant {
 
 sample run_serial_any_workers(int n, unsigned /*workers*/) { return run_fib_serial(n); }
 
+#if FORKLINE_BENCH_HAVE_OPENMP
+sample run_omp_from_module(int n, unsigned workers) {
+    const auto entry = reinterpret_cast<decltype(&forkline_bench_fib_omp)>(
+        openmp_entry_point("forkline_bench_fib_omp"));
+    sample s;
+    entry(n, workers, &s);
+    return s;
+}
+#endif
+
 const fib_variant k_variants[] = {
     {{"forkline", true, ""}, &run_fib_forkline},
     {{"serial", false, ""}, &run_serial_any_workers},
@@ -36,7 +48,7 @@ const fib_variant k_variants[] = {
     {{"tbb", true, "libtbb-dev absent"}, nullptr},
 #endif
 #if FORKLINE_BENCH_HAVE_OPENMP
-    {{"omp", true, ""}, &run_fib_omp},
+    {{"omp", true, ""}, &run_omp_from_module},
 #else
     {{"omp", true, "no OpenMP found: libgomp for g++, libomp-dev for clang++"}, nullptr},
 #endif
@@ -92,7 +104,8 @@ public:
         for (const fib_variant& v : k_variants) {
             if (v.info.name == impl && v.run != nullptr) return v.run(m_n, workers);
         }
-        throw usage_error("fib has no built implementation named " + std::string(impl));
+        // The driver only asks for built variants it got from impls().
+        throw std::logic_error("fib has no built implementation named " + std::string(impl));
     }
 
     std::string check(std::int64_t result) const override {
