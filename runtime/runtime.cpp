@@ -18,7 +18,8 @@
 #include <latch>      // latch
 #include <mutex>      // mutex, lock_guard
 #include <new>        // placement new
-#include <thread>     // thread
+#include <cstring>    // strerror
+#include <string>     // string, to_string
 
 #include "binding.hpp"                    // bind_current_thread, allocate_on_node
 #include "forkline/detail/task_pool.hpp"  // task_pool
@@ -188,7 +189,8 @@ struct worker_home {
     std::vector<unsigned> victims;      // other workers, nearest distance class first
     std::vector<std::size_t> class_end; // victims[class_end[k-1], class_end[k]) share a class
     std::uint64_t rng = 0;
-    std::thread thread;
+    pthread_t thread{};
+    bool started = false;
 };
 
 class runtime_core {
@@ -233,7 +235,7 @@ public:
     injector m_injector;
     std::vector<worker_home*> m_homes;
     std::mutex m_start_mutex;
-    std::string m_start_error;
+    std::exception_ptr m_start_error;  // the first worker's failure to pin, if any
     bool m_stopped = false;
 };
 
@@ -308,18 +310,58 @@ runtime_core::~runtime_core() {
 
 void runtime_core::start() {
     std::latch started(static_cast<std::ptrdiff_t>(m_homes.size()));
-    for (worker_home* h : m_homes) {
-        h->thread = std::thread([this, h, &started] { worker_main(*h, started); });
+    struct launch {
+        runtime_core* core;
+        worker_home* home;
+        std::latch* started;
+    };
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    // A worker runs user recursion and, while joining, other tasks on top of
+    // it; give it the stack the config asks for rather than the default.
+    if (int rc = pthread_attr_setstacksize(&attr, m_config.stack_bytes); rc != 0) {
+        pthread_attr_destroy(&attr);
+        throw config_error("forkline: runtime_config::stack_bytes = " + std::to_string(m_config.stack_bytes) +
+                           " is not a usable thread stack size (pthread_attr_setstacksize: " +
+                           std::strerror(rc) + ")");
+    }
+    std::vector<launch> args;
+    args.reserve(m_homes.size());
+    for (worker_home* h : m_homes) args.push_back({this, h, &started});
+    int failure = 0;
+    std::size_t launched = 0;
+    for (launch& a : args) {
+        failure = pthread_create(
+            &a.home->thread, &attr,
+            [](void* p) -> void* {
+                auto* l = static_cast<launch*>(p);
+                l->core->worker_main(*l->home, *l->started);
+                return nullptr;
+            },
+            &a);
+        if (failure != 0) break;
+        a.home->started = true;
+        ++launched;
+    }
+    pthread_attr_destroy(&attr);
+    if (failure != 0) {
+        // Release the latch for the workers never created, then stop the rest.
+        started.count_down(static_cast<std::ptrdiff_t>(m_homes.size() - launched));
+        started.wait();
+        stop();
+        throw system_failure("pthread_create", failure,
+                             "forkline: could not start worker " + std::to_string(launched) + " of " +
+                                 std::to_string(m_homes.size()));
     }
     started.wait();
-    std::string err;
+    std::exception_ptr err;
     {
         std::lock_guard<std::mutex> lock(m_start_mutex);
         err = m_start_error;
     }
-    if (!err.empty()) {
+    if (err) {
         stop();
-        throw system_failure("hwloc_set_cpubind", EINVAL, err);
+        std::rethrow_exception(err);
     }
 }
 
@@ -331,9 +373,9 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
     if (m_config.pin) {
         try {
             bind_current_thread(m_topo, m_plan.places[h.w.index].pu_os_index);
-        } catch (const std::exception& e) {
+        } catch (...) {
             std::lock_guard<std::mutex> lock(m_start_mutex);
-            if (m_start_error.empty()) m_start_error = e.what();
+            if (!m_start_error) m_start_error = std::current_exception();
         }
     }
     started.count_down();
@@ -559,7 +601,8 @@ void runtime_core::stop() noexcept {
     m_injector.space_epoch.fetch_add(1, std::memory_order_release);
     futex_wake(m_injector.space_epoch, INT_MAX);
     for (worker_home* h : m_homes) {
-        if (h->thread.joinable()) h->thread.join();
+        if (h->started) pthread_join(h->thread, nullptr);
+        h->started = false;
     }
 }
 

@@ -38,6 +38,9 @@ struct runtime_config {
     /// Bound of the injection queue (outside threads' submissions); rounded up
     /// to a power of two. submit() blocks and try_submit() fails beyond it.
     std::size_t injection_capacity = 1024;
+    /// Stack of each worker thread. Joins run other tasks on top of the
+    /// joiner's frames, so deep recursion needs more than a plain thread's.
+    std::size_t stack_bytes = std::size_t{16} << 20;
 };
 
 /// One worker's counters, as read by runtime::stats().
