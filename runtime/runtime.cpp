@@ -182,7 +182,7 @@ struct worker_home {
     worker_home(std::atomic<job*>* buffer, const topology* topo, int node)
         : w(buffer, k_deque_capacity), pool(topo, node), m_buffer(buffer) {}
 
-    worker w;  // shared with thieves: deque indices live in w.storage
+    worker w;  // shared with thieves: deque indices live in w.deque.storage()
     task_pool pool;
     // owner-private below
     alignas(k_cache_line) std::atomic<job*>* m_buffer;
@@ -438,7 +438,7 @@ job* runtime_core::pop_injected() noexcept {
 
 job* runtime_core::steal_from(worker_home& h, unsigned victim) noexcept {
     worker_home& v = *m_homes[victim];
-    const steal_result<job> r = stealer<job>(v.w.storage).steal();
+    const steal_result<job> r = stealer<job>(v.w.deque.storage()).steal();
     if (r.outcome != steal_outcome::taken) {
         bump(h.w.counters.failed_steals);
         return nullptr;
@@ -450,7 +450,7 @@ job* runtime_core::steal_from(worker_home& h, unsigned victim) noexcept {
     }
     // More where that came from and someone asleep: wake one more helper
     // (the ramp-up step of "Parking protocol").
-    if (v.w.storage.size_estimate() > 0 && m_idle.sleepers.load(std::memory_order_relaxed) != 0) {
+    if (v.w.deque.storage().size_estimate() > 0 && m_idle.sleepers.load(std::memory_order_relaxed) != 0) {
         wake_one();
     }
     return r.item;
@@ -465,7 +465,7 @@ job* runtime_core::steal_round(worker_home& h) noexcept {
             const unsigned v = h.victims[begin + (start + k) % n];
             // A cheap look before the fenced steal keeps idle thieves off
             // the victims' cache lines for top.
-            if (m_homes[v]->w.storage.size_estimate() == 0) continue;
+            if (m_homes[v]->w.deque.storage().size_estimate() == 0) continue;
             if (job* j = steal_from(h, v)) return j;
         }
         begin = end;
@@ -475,7 +475,7 @@ job* runtime_core::steal_round(worker_home& h) noexcept {
 
 bool runtime_core::work_visible() const noexcept {
     for (const worker_home* h : m_homes) {
-        if (h->w.storage.size_estimate() > 0) return true;
+        if (h->w.deque.storage().size_estimate() > 0) return true;
     }
     return m_injector.looks_nonempty();
 }

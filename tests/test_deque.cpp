@@ -21,11 +21,11 @@ namespace {
 struct fixture {
     explicit fixture(std::int64_t cap)
         : buffer(std::make_unique<std::atomic<int*>[]>(static_cast<std::size_t>(cap))),
-          storage(buffer.get(), cap),
-          owner(storage) {}
+          owner(buffer.get(), cap),
+          storage(owner.storage()) {}
     std::unique_ptr<std::atomic<int*>[]> buffer;
-    deque_storage<int> storage;
     worker_deque<int> owner;
+    deque_storage<int>& storage;
 };
 
 }  // namespace

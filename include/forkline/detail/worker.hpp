@@ -46,11 +46,9 @@ inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t by = 1) noexcept {
 }
 
 struct worker {
-    worker(std::atomic<job*>* buffer, std::int64_t capacity) noexcept
-        : storage(buffer, capacity), deque(storage) {}
+    worker(std::atomic<job*>* buffer, std::int64_t capacity) noexcept : deque(buffer, capacity) {}
 
-    deque_storage<job> storage;
-    worker_deque<job> deque;       // owner end; thieves build stealers from storage
+    worker_deque<job> deque;       // owner end; thieves build stealers from deque.storage()
     idle_control* idle = nullptr;  // the runtime's
     runtime_core* core = nullptr;
     task_pool* pool = nullptr;     // slots for task_group jobs
@@ -87,7 +85,7 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
 /// enough here when the parker issues membarrier().
 inline void notify_after_push(worker& w) noexcept {
     if (w.idle->push_needs_fence) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        full_fence();
     } else {
         // Asymmetric fence, light side: the parker's membarrier() supplies the
         // hardware barrier on this thread; we only stop the compiler from
