@@ -236,7 +236,8 @@ public:
     std::vector<worker_home*> m_homes;
     std::mutex m_start_mutex;
     std::exception_ptr m_start_error;  // the first worker's failure to pin, if any
-    bool m_stopped = false;
+    std::mutex m_stop_mutex;           // stop() may be called from several threads at once
+    bool m_stopped = false;            // guarded by m_stop_mutex
 };
 
 namespace {
@@ -589,12 +590,13 @@ void runtime_core::inject(job* j, bool block) {
 }
 
 void runtime_core::stop() noexcept {
-    if (m_stopped) return;
     if (worker* w = current_worker(); w != nullptr && w->core == this) {
         std::fprintf(stderr, "forkline: runtime::stop() or ~runtime() called from its own worker %u;"
                              " that would wait for itself\n", w->index);
         std::terminate();
     }
+    std::lock_guard<std::mutex> lock(m_stop_mutex);
+    if (m_stopped) return;
     m_stopped = true;
     m_stopping.store(true, std::memory_order_seq_cst);
     wake_all();

@@ -164,6 +164,16 @@ TEST_CASE("stop finishes all accepted work, then refuses more") {
     }
 }
 
+TEST_CASE("stop from several threads at once finishes the work once") {
+    std::atomic<int> done{0};
+    forkline::runtime rt(config_for(2));
+    for (int i = 0; i < 100; ++i) rt.submit([&done] { done.fetch_add(fib(12) == 144); });
+    std::vector<std::thread> stoppers;
+    for (int t = 0; t < 4; ++t) stoppers.emplace_back([&rt] { rt.stop(); });
+    for (auto& t : stoppers) t.join();
+    CHECK(done.load() == 100);
+}
+
 TEST_CASE("a producer blocked on a full queue is released by stop with runtime_stopped") {
     auto rt = std::make_unique<forkline::runtime>(config_for(1, 2));
     gate g;
