@@ -80,6 +80,22 @@ std::uint64_t now_ns() noexcept {
                                           .count());
 }
 
+/// Waits a little after a search round that found nothing: exponential
+/// pause backoff for the first k_spin_rounds rounds, then sched_yield (which
+/// matters when oversubscribed). Returns false once both are used up: the
+/// caller should sleep.
+bool back_off(unsigned round) noexcept {
+    if (round < k_spin_rounds) {
+        for (unsigned k = 0; k < (1u << (round < 6 ? round : 6)); ++k) cpu_relax();
+        return true;
+    }
+    if (round < k_spin_rounds + k_yield_rounds) {
+        sched_yield();
+        return true;
+    }
+    return false;
+}
+
 /// Registers for private expedited membarrier; false when the kernel (or a
 /// seccomp filter) does not offer it.
 bool register_membarrier() noexcept {
@@ -391,18 +407,13 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
         const std::uint64_t t0 = now_ns();
         job* found = nullptr;
         bool injected = false;
-        for (unsigned round = 0; round < k_spin_rounds + k_yield_rounds; ++round) {
+        for (unsigned round = 0;; ++round) {
             if ((found = steal_round(h)) != nullptr) break;
             if ((found = pop_injected()) != nullptr) {
                 injected = true;
                 break;
             }
-            if (should_exit()) break;
-            if (round < k_spin_rounds) {
-                for (unsigned k = 0; k < (1u << (round < 6 ? round : 6)); ++k) cpu_relax();
-            } else {
-                sched_yield();
-            }
+            if (should_exit() || !back_off(round)) break;
         }
         bump(h.w.counters.idle_ns, now_ns() - t0);
         if (found != nullptr) {
@@ -636,12 +647,7 @@ void join_stolen(worker& w, join_job& j) noexcept {
             idle_rounds = 0;
             continue;
         }
-        ++idle_rounds;
-        if (idle_rounds < k_spin_rounds) {
-            for (unsigned k = 0; k < (1u << (idle_rounds < 6 ? idle_rounds : 6)); ++k) cpu_relax();
-        } else if (idle_rounds < k_spin_rounds + k_yield_rounds) {
-            sched_yield();
-        } else {
+        if (!back_off(idle_rounds++)) {
             std::uint32_t expected = k_pending;
             // acq_rel on success, acquire on failure: if the thief finished
             // meanwhile we must see its writes.
@@ -670,12 +676,7 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
             idle_rounds = 0;
             continue;
         }
-        ++idle_rounds;
-        if (idle_rounds < k_spin_rounds) {
-            for (unsigned k = 0; k < (1u << (idle_rounds < 6 ? idle_rounds : 6)); ++k) cpu_relax();
-        } else if (idle_rounds < k_spin_rounds + k_yield_rounds) {
-            sched_yield();
-        } else {
+        if (!back_off(idle_rounds++)) {
             const std::uint32_t v = word.fetch_or(waiter_bit, std::memory_order_acq_rel) | waiter_bit;
             if ((v & count_mask) != 0) {
                 const timespec ts{0, k_join_sleep_ns};

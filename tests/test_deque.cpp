@@ -9,7 +9,7 @@
 #include <vector>   // vector
 
 #include "forkline/detail/deque.hpp"  // deque_storage, worker_deque, stealer
-#include "stress.hpp"                 // scaled
+#include "support.hpp"                // scaled
 
 using forkline::detail::deque_storage;
 using forkline::detail::steal_outcome;

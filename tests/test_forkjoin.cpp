@@ -11,35 +11,9 @@
 #include <vector>     // vector
 
 #include "forkline/forkline.hpp"  // runtime, invoke, task_group, parallel_for
-#include "stress.hpp"             // scaled
+#include "support.hpp"            // scaled, config_for, fib
 
 namespace {
-
-forkline::runtime_config config_for(unsigned workers) {
-    forkline::runtime_config c;
-    c.placement.workers = workers;
-    c.placement.oversubscribe = true;
-    c.read_environment = false;
-    return c;
-}
-
-long fib(int n) {
-    if (n < 2) return n;
-    long a = 0;
-    long b = 0;
-    forkline::invoke([&] { a = fib(n - 1); }, [&] { b = fib(n - 2); });
-    return a + b;
-}
-
-long fib_loop(int n) {
-    long a = 0, b = 1;
-    for (int i = 0; i < n; ++i) {
-        const long t = a + b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
 
 long sum_range(const std::vector<long>& v, std::size_t lo, std::size_t hi) {
     if (hi - lo <= 64) return std::accumulate(v.begin() + static_cast<long>(lo), v.begin() + static_cast<long>(hi), 0L);

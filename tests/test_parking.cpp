@@ -16,17 +16,9 @@
 #include <vector>   // vector
 
 #include "forkline/forkline.hpp"  // runtime, invoke
-#include "stress.hpp"             // scaled
+#include "support.hpp"            // scaled, config_for, fib
 
 namespace {
-
-forkline::runtime_config config_for(unsigned workers) {
-    forkline::runtime_config c;
-    c.placement.workers = workers;
-    c.placement.oversubscribe = true;
-    c.read_environment = false;
-    return c;
-}
 
 /// Fails the process if `progress` stops moving for `limit`.
 class watchdog {

@@ -19,25 +19,9 @@
 #include <vector>      // vector
 
 #include "forkline/forkline.hpp"  // runtime, invoke, task_group
-#include "stress.hpp"             // scaled
+#include "support.hpp"            // scaled, config_for, fib
 
 namespace {
-
-forkline::runtime_config config_for(unsigned workers, std::size_t injection = 1024) {
-    forkline::runtime_config c;
-    c.placement.workers = workers;
-    c.placement.oversubscribe = true;
-    c.read_environment = false;
-    c.injection_capacity = injection;
-    return c;
-}
-
-long fib(int n) {
-    if (n < 2) return n;
-    long a = 0, b = 0;
-    forkline::invoke([&] { a = fib(n - 1); }, [&] { b = fib(n - 2); });
-    return a + b;
-}
 
 // Holds workers inside jobs until opened.
 struct gate {
