@@ -143,8 +143,9 @@ public:
     const placement_plan& plan() const noexcept;
 
     /// Runs f on a worker and returns its value (or rethrows its exception).
-    /// From one of this runtime's own workers f simply runs in place.
-    /// Throws runtime_stopped after stop().
+    /// From one of this runtime's own workers f simply runs in place; from
+    /// any other thread (a worker of another runtime included) the caller
+    /// sleeps until f is done. Throws runtime_stopped after stop().
     template <class F>
     auto run(F&& f) -> std::invoke_result_t<F&> {
         using result = std::invoke_result_t<F&>;
