@@ -96,6 +96,15 @@ bool back_off(unsigned round) noexcept {
     return false;
 }
 
+/// The job posted to this worker, if any. Owner only.
+job* take_mail(worker& w) noexcept {
+    // relaxed peek first: the common case is an empty mailbox, and it keeps
+    // the owner from writing a line posters read.
+    if (w.mailbox.load(std::memory_order_relaxed) == nullptr) return nullptr;
+    // acquire: pairs with the poster's release CAS; the job's contents are visible.
+    return w.mailbox.exchange(nullptr, std::memory_order_acquire);
+}
+
 /// Registers for private expedited membarrier; false when the kernel (or a
 /// seccomp filter) does not offer it.
 bool register_membarrier() noexcept {
@@ -398,6 +407,10 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
     started.count_down();
 
     for (;;) {
+        if (job* j = take_mail(h.w)) {
+            run_job(h.w, j);
+            continue;
+        }
         if (job* j = h.w.deque.pop()) {
             run_job(h.w, j);
             continue;
@@ -408,6 +421,7 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
         job* found = nullptr;
         bool injected = false;
         for (unsigned round = 0;; ++round) {
+            if ((found = take_mail(h.w)) != nullptr) break;
             if ((found = steal_round(h)) != nullptr) break;
             if ((found = pop_injected()) != nullptr) {
                 injected = true;
@@ -513,8 +527,9 @@ void runtime_core::park(worker_home& h) noexcept {
     // P3: seq_cst: announce before the scan.
     m_idle.sleepers.fetch_add(1, std::memory_order_seq_cst);
     heavy_barrier();
-    // P4: scan. Any push that did not see our announcement is visible here.
-    if (work_visible() || should_exit()) {
+    // P4: scan. Any push (or post to our mailbox) that did not see our
+    // announcement is visible here.
+    if (work_visible() || h.w.mailbox.load(std::memory_order_acquire) != nullptr || should_exit()) {
         m_idle.sleepers.fetch_sub(1, std::memory_order_seq_cst);
         return;
     }
@@ -628,6 +643,24 @@ void run_job(worker& w, job* j) noexcept {
 
 void wake_one_sleeper(worker& w) noexcept { w.core->wake_one(); }
 
+// See "Affinity mailboxes" in DESIGN.md.
+bool post_to_worker(worker& w, unsigned target, job* j) noexcept {
+    runtime_core& c = *w.core;
+    worker& t = c.m_homes[target]->w;
+    job* expected = nullptr;
+    // release: publishes the job's contents to the owner's acquire exchange.
+    if (!t.mailbox.compare_exchange_strong(expected, j, std::memory_order_release,
+                                           std::memory_order_relaxed)) {
+        return false;
+    }
+    bump(w.counters.spawned);
+    // The Dekker pair with a parker's P3/P4, as for a push; the target may be
+    // any sleeper, and a futex cannot wake a chosen one, so wake them all.
+    full_fence();
+    if (c.m_idle.sleepers.load(std::memory_order_relaxed) != 0) c.wake_all();
+    return true;
+}
+
 void wake_waiters(const std::atomic<std::uint32_t>& word) noexcept { futex_wake(word, INT_MAX); }
 
 // See "Join protocol" in DESIGN.md.
@@ -639,8 +672,9 @@ void join_stolen(worker& w, join_job& j) noexcept {
     while (j.state.load(std::memory_order_acquire) != k_done) {
         // Leapfrogging: the thief's deque holds the pieces of our job.
         const unsigned thief = j.thief.load(std::memory_order_relaxed);
-        job* found = nullptr;
-        if (thief < c.m_homes.size() && thief != w.index) found = c.steal_from(h, thief);
+        // Mail first: a poster may be waiting for exactly this worker.
+        job* found = take_mail(w);
+        if (found == nullptr && thief < c.m_homes.size() && thief != w.index) found = c.steal_from(h, thief);
         if (found == nullptr) found = c.steal_round(h);
         if (found != nullptr) {
             run_job(w, found);
@@ -668,8 +702,8 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
     unsigned idle_rounds = 0;
     // acquire: pairs with each finishing task's release.
     while ((word.load(std::memory_order_acquire) & count_mask) != 0) {
-        job* found = nullptr;
-        if (w.deque.bottom() > base) found = w.deque.pop();
+        job* found = take_mail(w);
+        if (found == nullptr && w.deque.bottom() > base) found = w.deque.pop();
         if (found == nullptr) found = c.steal_round(h);
         if (found != nullptr) {
             run_job(w, found);

@@ -115,4 +115,10 @@ void invoke(F&& f) {
     std::forward<F>(f)();
 }
 
+/// The name oneTBB users look for: the same as invoke().
+template <class... Fs>
+void parallel_invoke(Fs&&... fs) {
+    invoke(std::forward<Fs>(fs)...);
+}
+
 }  // namespace forkline

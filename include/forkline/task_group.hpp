@@ -59,37 +59,34 @@ public:
     /// worker's deque is full. Skipped if the group is cancelled before it starts.
     template <class F>
     void spawn(F&& f) {
-        using fn = std::decay_t<F>;
-        using job_type = detail::group_job<fn>;
         // relaxed: the push below (release) publishes the count with the job;
         // a completion cannot drive the count to zero before this task, the
         // spawner itself, or an enclosing task of the group is done.
         m_word.fetch_add(1, std::memory_order_relaxed);
         detail::worker* w = detail::current_worker();
-        if (w != nullptr) {
-            job_type* j;
-            if constexpr (sizeof(job_type) <= detail::task_pool::k_payload &&
-                          alignof(job_type) <= detail::task_pool::k_slot_align) {
-                j = new (w->pool->allocate()) job_type(this, fn(std::forward<F>(f)), true);
-            } else {
-                j = new job_type(this, fn(std::forward<F>(f)), false);
-            }
-            if (!w->deque.push(j)) {
-                detail::run_job(*w, j);
-                return;
-            }
-            detail::bump(w->counters.spawned);
-            detail::notify_after_push(*w);
-        } else {
-            auto* j = new job_type(this, fn(std::forward<F>(f)), false);
-            try {
-                detail::inject_into(default_runtime(), j);
-            } catch (...) {
-                delete j;
-                finish_one();
-                throw;
-            }
+        if (w == nullptr) {
+            spawn_from_outside(std::forward<F>(f));
+            return;
         }
+        push_or_run(*w, make_job(*w, std::forward<F>(f)));
+    }
+
+    /// Starts f() as a task of this group on worker `worker` (modulo the
+    /// worker count): it waits in that worker's mailbox, which the worker
+    /// checks before any other work. If the mailbox is taken (another
+    /// affinity task is waiting there), or the target is the caller, the task
+    /// goes on the caller's deque like spawn(). From a thread that is not a
+    /// worker it is spawn(). See "Affinity mailboxes" in runtime/DESIGN.md.
+    template <class F>
+    void spawn_on(unsigned worker, F&& f) {
+        detail::worker* w = detail::current_worker();
+        if (w == nullptr || worker % w->peers == w->index) {
+            spawn(std::forward<F>(f));
+            return;
+        }
+        m_word.fetch_add(1, std::memory_order_relaxed);  // relaxed: as in spawn()
+        detail::job* j = make_job(*w, std::forward<F>(f));
+        if (!detail::post_to_worker(*w, worker % w->peers, j)) push_or_run(*w, j);
     }
 
     /// Returns when every task spawned so far (and every task they spawned
@@ -114,6 +111,42 @@ public:
 private:
     template <class>
     friend struct detail::group_job;
+
+    /// The job for f in a pooled slot of w's pool (or on the heap when f is
+    /// too big for a slot).
+    template <class F>
+    detail::job* make_job(detail::worker& w, F&& f) {
+        using fn = std::decay_t<F>;
+        using job_type = detail::group_job<fn>;
+        if constexpr (sizeof(job_type) <= detail::task_pool::k_payload &&
+                      alignof(job_type) <= detail::task_pool::k_slot_align) {
+            return new (w.pool->allocate()) job_type(this, fn(std::forward<F>(f)), true);
+        } else {
+            return new job_type(this, fn(std::forward<F>(f)), false);
+        }
+    }
+
+    static void push_or_run(detail::worker& w, detail::job* j) {
+        if (!w.deque.push(j)) {  // full: nobody could steal it anyway
+            detail::run_job(w, j);
+            return;
+        }
+        detail::bump(w.counters.spawned);
+        detail::notify_after_push(w);
+    }
+
+    template <class F>
+    void spawn_from_outside(F&& f) {
+        using fn = std::decay_t<F>;
+        auto* j = new detail::group_job<fn>(this, fn(std::forward<F>(f)), false);
+        try {
+            detail::inject_into(default_runtime(), j);
+        } catch (...) {
+            delete j;
+            finish_one();
+            throw;
+        }
+    }
     static constexpr std::uint32_t k_waiter_bit = 1u << 31;
     static constexpr std::uint32_t k_count_mask = k_waiter_bit - 1;
 

@@ -158,6 +158,14 @@ public:
 
     std::int64_t size_estimate() const noexcept { return m_storage.size_estimate(); }
 
+    /// Index of the oldest item not yet taken. Items below it were taken by
+    /// thieves (or popped as the last item); lazy splitting reads it to learn
+    /// whether the half it pushed has been stolen.
+    std::int64_t top_relaxed() const noexcept {
+        // relaxed: a hint; a stale value only delays one split.
+        return m_storage.m_top.load(std::memory_order_relaxed);
+    }
+
 private:
     deque_storage<T> m_storage;
 };

@@ -55,6 +55,9 @@ struct worker {
     unsigned index = 0;
     unsigned peers = 1;            // workers in this runtime, for automatic grain
     worker_counters counters;
+    // A job meant for this worker only (affinity). written by: posters (CAS
+    // from null), the owner (exchange to null); read by: the owner, parkers' scan.
+    alignas(k_cache_line) std::atomic<job*> mailbox{nullptr};
 };
 
 /// The worker running on this thread, or nullptr on threads forkline did not
@@ -73,6 +76,10 @@ void wake_waiters(const std::atomic<std::uint32_t>& word) noexcept;
 inline void wake_joiner(const std::atomic<std::uint32_t>& word) noexcept { wake_waiters(word); }
 void join_stolen(worker& w, join_job& j) noexcept;
 void run_job(worker& w, job* j) noexcept;
+/// Puts j in the mailbox of worker `target` of w's runtime and wakes it if
+/// it sleeps. False when that mailbox is occupied: the caller runs j another way.
+/// See "Affinity mailboxes" in runtime/DESIGN.md.
+bool post_to_worker(worker& w, unsigned target, job* j) noexcept;
 /// Runs jobs above `base` in w's deque and steals until `(word & count_mask)`
 /// is zero; used by waits with no single job to watch (task_group). When
 /// there is nothing to do it sets `waiter_bit` in `word` and sleeps on it

@@ -1,0 +1,33 @@
+// forkline/affinity.hpp: the static affinity partition.
+//
+// Worker i of P always gets the same contiguous block of an index range, so
+// data a worker first touched stays in its cache and on its NUMA node across
+// repeated loops (parallel_for with static_affinity, numa_array's placement).
+#pragma once
+
+#include <concepts>  // integral
+#include <cstddef>   // size_t
+#include <utility>   // pair
+
+namespace forkline {
+
+/// Selects the affinity mode of parallel_for.
+struct static_affinity_t {
+    explicit static_affinity_t() = default;
+};
+inline constexpr static_affinity_t static_affinity{};
+
+/// The block of [begin, end) that worker `worker` of `workers` owns:
+/// [begin + n*i/P, begin + n*(i+1)/P), n = end - begin. Blocks are
+/// contiguous, in worker order, cover the range exactly and differ in size by
+/// at most one. An empty range gives empty blocks.
+template <std::integral I>
+constexpr std::pair<I, I> affinity_block(I begin, I end, unsigned worker, unsigned workers) noexcept {
+    if (!(begin < end) || workers == 0) return {begin, begin};
+    const auto n = static_cast<std::size_t>(end - begin);
+    const auto lo = static_cast<I>(n * worker / workers);
+    const auto hi = static_cast<I>(n * (worker + 1) / workers);
+    return {static_cast<I>(begin + lo), static_cast<I>(begin + hi)};
+}
+
+}  // namespace forkline

@@ -1,0 +1,88 @@
+// forkline/parallel_sort.hpp: a parallel merge sort.
+//
+//   forkline::parallel_sort(v.begin(), v.end());
+//   forkline::parallel_sort(v.begin(), v.end(), std::greater<>{});
+//
+// Halves are sorted in parallel and merged in parallel (each merge splits at
+// the middle of the longer run and the matching point of the shorter one, so
+// its span is logarithmic). Below a cutoff, std::sort and std::merge. Stable
+// merges, but the std::sort leaves are not stable: not a stable sort. Needs
+// one buffer of the range's size (elements are moved there and back), so the
+// element type must be move-constructible and move-assignable. If comp
+// throws, the exception reaches the caller and, as with std::sort, the
+// range is left valid but in an unspecified state.
+#pragma once
+
+#include <algorithm>   // sort, merge, lower_bound, upper_bound, move
+#include <cstddef>     // ptrdiff_t
+#include <functional>  // less
+#include <iterator>    // random_access_iterator, iter_value_t, make_move_iterator
+#include <vector>      // vector (the merge buffer)
+
+#include "forkline/invoke.hpp"        // invoke
+#include "forkline/parallel_for.hpp"  // on_a_worker
+
+namespace forkline {
+
+namespace detail {
+
+inline constexpr std::ptrdiff_t k_sort_cutoff = 2048;
+
+/// Merges sorted [a, a+na) and [b, b+nb) into out by moving.
+template <class It, class Out, class Comp>
+void parallel_merge(It a, std::ptrdiff_t na, It b, std::ptrdiff_t nb, Out out, Comp& comp) {
+    if (na + nb <= k_sort_cutoff) {
+        std::merge(std::make_move_iterator(a), std::make_move_iterator(a + na), std::make_move_iterator(b),
+                   std::make_move_iterator(b + nb), out, comp);
+        return;
+    }
+    if (na >= nb) {
+        const std::ptrdiff_t ma = na / 2;
+        // Elements of b equal to a[ma] go after it: the merge stays stable.
+        const std::ptrdiff_t mb = std::lower_bound(b, b + nb, a[ma], comp) - b;
+        invoke([&] { parallel_merge(a, ma, b, mb, out, comp); },
+               [&] { parallel_merge(a + ma, na - ma, b + mb, nb - mb, out + ma + mb, comp); });
+    } else {
+        const std::ptrdiff_t mb = nb / 2;
+        const std::ptrdiff_t ma = std::upper_bound(a, a + na, b[mb], comp) - a;
+        invoke([&] { parallel_merge(a, ma, b, mb, out, comp); },
+               [&] { parallel_merge(a + ma, na - ma, b + mb, nb - mb, out + ma + mb, comp); });
+    }
+}
+
+/// Sorts [data, data+n); the result ends in `data` when !into_buf, else in buf.
+template <class It, class Buf, class Comp>
+void merge_sort(It data, Buf buf, std::ptrdiff_t n, bool into_buf, Comp& comp) {
+    if (n <= k_sort_cutoff) {
+        std::sort(data, data + n, comp);
+        if (into_buf) std::move(data, data + n, buf);
+        return;
+    }
+    const std::ptrdiff_t m = n / 2;
+    invoke([&] { merge_sort(data, buf, m, !into_buf, comp); },
+           [&] { merge_sort(data + m, buf + m, n - m, !into_buf, comp); });
+    if (into_buf) {
+        parallel_merge(data, m, data + m, n - m, buf, comp);
+    } else {
+        parallel_merge(buf, m, buf + m, n - m, data, comp);
+    }
+}
+
+}  // namespace detail
+
+/// Sorts [first, last) by comp (default <), in parallel. Not stable.
+template <std::random_access_iterator It, class Comp = std::less<>>
+void parallel_sort(It first, It last, Comp comp = {}) {
+    const std::ptrdiff_t n = last - first;
+    if (n <= detail::k_sort_cutoff) {
+        std::sort(first, last, comp);
+        return;
+    }
+    // The values move to the buffer; the (moved-from) range becomes the
+    // scratch space and receives the sorted result.
+    std::vector<std::iter_value_t<It>> buf(std::make_move_iterator(first), std::make_move_iterator(last));
+    auto body = [&] { detail::merge_sort(buf.begin(), first, n, /*into_buf=*/true, comp); };
+    detail::on_a_worker(body);
+}
+
+}  // namespace forkline
