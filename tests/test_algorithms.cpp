@@ -185,7 +185,7 @@ TEST_CASE("an exception thrown mid-loop reaches the caller, in every algorithm")
     for (unsigned w : k_worker_counts) {
         CAPTURE(w);
         forkline::runtime rt(config_for(w));
-        const std::size_t n = 50'000;
+        constexpr std::size_t n = 50'000;
         CHECK_THROWS_WITH(rt.run([&] {
             forkline::parallel_for(std::size_t{0}, n, [](std::size_t i) {
                 if (i == 31'337) throw std::runtime_error("for");
@@ -193,7 +193,7 @@ TEST_CASE("an exception thrown mid-loop reaches the caller, in every algorithm")
         }),
                           "for");
         CHECK_THROWS_WITH(rt.run([&] {
-            forkline::parallel_for(std::size_t{0}, n, [n](std::size_t i) {
+            forkline::parallel_for(std::size_t{0}, n, [](std::size_t i) {
                 if (i == n - 1) throw std::runtime_error("affinity");
             }, forkline::static_affinity);
         }),
