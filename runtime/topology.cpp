@@ -58,7 +58,25 @@ std::string_view trim(std::string_view s) {
     return s.substr(first, s.find_last_not_of(" \t") - first + 1);
 }
 
+// hwloc loads its plugins (PCI, OpenCL, OpenGL, libxml2 and what they link)
+// at the first hwloc_topology_init of the process, costing about 3 MB of
+// resident memory. forkline reads only cpus, caches and NUMA nodes, so it
+// turns them off unless the user chose otherwise (HWLOC_PLUGINS_BLACKLIST
+// set, or FORKLINE_HWLOC_PLUGINS=all). See "Placement" in DESIGN.md.
+void skip_unneeded_hwloc_plugins() {
+    static const bool done = [] {
+        const char* choice = std::getenv("FORKLINE_HWLOC_PLUGINS");
+        if (choice != nullptr && std::string_view(choice) == "all") return true;
+        setenv("HWLOC_PLUGINS_BLACKLIST",
+               "hwloc_pci,hwloc_opencl,hwloc_gl,hwloc_cuda,hwloc_nvml,hwloc_rsmi,hwloc_levelzero,hwloc_xml_libxml",
+               /*overwrite=*/0);
+        return true;
+    }();
+    (void)done;
+}
+
 topology_ptr new_topology() {
+    skip_unneeded_hwloc_plugins();
     hwloc_topology_t raw = nullptr;
     if (hwloc_topology_init(&raw) != 0)
         throw system_failure("hwloc_topology_init", errno, "cannot create an hwloc topology");

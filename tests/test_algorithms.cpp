@@ -193,7 +193,7 @@ TEST_CASE("an exception thrown mid-loop reaches the caller, in every algorithm")
         }),
                           "for");
         CHECK_THROWS_WITH(rt.run([&] {
-            forkline::parallel_for(std::size_t{0}, n, [](std::size_t i) {
+            forkline::parallel_for(std::size_t{0}, n, [&](std::size_t i) {
                 if (i == n - 1) throw std::runtime_error("affinity");
             }, forkline::static_affinity);
         }),
