@@ -103,6 +103,12 @@ TEST_CASE("affinity_block covers the range in order without overlap") {
             CHECK(next == 3 + n);
         }
     }
+    // No overflow near the top of the index type, and no block past the end.
+    const std::size_t big = ~std::size_t{0} - 10;
+    const auto [lo, hi] = forkline::affinity_block(std::size_t{0}, big, 6, 7);
+    CHECK(hi == big);
+    CHECK(lo == big - big / 7 - 1);
+    CHECK(forkline::affinity_block(0, 10, 5, 5) == std::pair<int, int>(10, 10));
 }
 
 TEST_CASE("parallel_reduce and transform_reduce match the serial results") {

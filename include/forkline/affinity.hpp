@@ -20,14 +20,18 @@ inline constexpr static_affinity_t static_affinity{};
 /// The block of [begin, end) that worker `worker` of `workers` owns:
 /// [begin + n*i/P, begin + n*(i+1)/P), n = end - begin. Blocks are
 /// contiguous, in worker order, cover the range exactly and differ in size by
-/// at most one. An empty range gives empty blocks.
+/// at most one. An empty range gives empty blocks; a worker number past the
+/// last gives the empty block at `end`.
 template <std::integral I>
 constexpr std::pair<I, I> affinity_block(I begin, I end, unsigned worker, unsigned workers) noexcept {
     if (!(begin < end) || workers == 0) return {begin, begin};
+    if (worker >= workers) return {end, end};
+    // n*i/P without the overflow of n*i: with n = q*P + r, n*i/P = q*i + r*i/P.
     const auto n = static_cast<std::size_t>(end - begin);
-    const auto lo = static_cast<I>(n * worker / workers);
-    const auto hi = static_cast<I>(n * (worker + 1) / workers);
-    return {static_cast<I>(begin + lo), static_cast<I>(begin + hi)};
+    const std::size_t q = n / workers;
+    const std::size_t r = n % workers;
+    auto edge = [&](std::size_t i) { return q * i + r * i / workers; };
+    return {static_cast<I>(begin + static_cast<I>(edge(worker))), static_cast<I>(begin + static_cast<I>(edge(worker + 1)))};
 }
 
 }  // namespace forkline

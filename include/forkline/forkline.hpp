@@ -4,9 +4,11 @@
 #include "forkline/affinity.hpp"        // affinity_block, static_affinity
 #include "forkline/errors.hpp"        // config_error, system_failure, runtime_stopped
 #include "forkline/invoke.hpp"        // invoke, parallel_invoke
+#include "forkline/numa_memory.hpp"   // numa_array, first_touch, page_nodes
 #include "forkline/parallel_for.hpp"  // parallel_for
 #include "forkline/parallel_reduce.hpp"  // parallel_reduce, transform_reduce
 #include "forkline/parallel_sort.hpp"  // parallel_sort
+#include "forkline/route.hpp"         // jump_hash, key_router
 #include "forkline/runtime.hpp"       // runtime, runtime_config, default_runtime
 #include "forkline/task_group.hpp"    // task_group
 #include "forkline/topology.hpp"      // topology, placement_config, placement_plan
