@@ -18,6 +18,12 @@
 #include <vector>        // vector
 
 #include "fib/fib.hpp"   // make_fib_workload
+#include "matmul/matmul.hpp"    // make_matmul_workload
+#include "nqueens/nqueens.hpp"  // make_nqueens_workload
+#include "skew/skew.hpp"        // make_skew_workload
+#include "uts/uts.hpp"          // make_uts_workload
+#include "triad/triad.hpp"      // make_triad_workload
+#include "reduce/reduce.hpp"    // make_reduce_workload
 #include "measure.hpp"   // measure_in_child, config_result
 #include "report.hpp"    // describe_host, count_allowed_cpus, print_table, write_json
 #include "workload.hpp"  // workload, workload_entry, usage_error
@@ -29,6 +35,25 @@ namespace {
 const workload_entry k_workloads[] = {
     {"fib", "fork-join Fibonacci, one spawn at every call with n >= 2",
      "    --n N          compute fib(N), 2 <= N <= 92 (default 30)\n", &make_fib_workload},
+    {"nqueens", "count the N-queens solutions, one task per valid placement at every row (BOTS)",
+     "    --n N          board size, 4 <= N <= 15 (default 12)\n", &make_nqueens_workload},
+    {"matmul", "C += A*B on N x N doubles, halving the largest dimension down to 64 x 64 blocks",
+     "    --n N          matrix size, a power of two from 128 to 4096 (default 1024)\n", &make_matmul_workload},
+    {"skew", "equal compute tasks all spawned by one worker; the others must steal them",
+     "    --tasks T      tasks, 1 <= T <= 8192 (default 180)\n"
+     "    --task-us U    microseconds of compute per task, calibrated at start (default 200)\n",
+     &make_skew_workload},
+    {"uts", "Unbalanced Tree Search: count a SHA-1 generated tree, one spawn per child",
+     "    --tree NAME    a UTS sample tree: T1, T3, T1L, T3L (default T1)\n"
+     "    --uts FLAGS    UTS parameters instead, e.g. \"-t 1 -a 3 -d 10 -b 4 -r 19\"\n"
+     "                   (-t type, -b b_0, -r seed, -m, -q, -d, -a shape, -f, -g)\n",
+     &make_uts_workload},
+    {"triad", "STREAM triad a[i] = b[i] + 3 c[i] over three arrays, K passes; GB/s counts 24 bytes per index",
+     "    --n N          doubles per array, 1 <= N <= 2^28 (default 2^25: 768 MiB in all)\n"
+     "    --passes K     passes timed, 1 <= K <= 100000 (default 10)\n",
+     &make_triad_workload},
+    {"reduce", "sum of N doubles (small whole numbers, so the sum is exact); GB/s counts 8 bytes per index",
+     "    --n N          doubles, 1 <= N <= 2^30 (default 100000000)\n", &make_reduce_workload},
 };
 
 constexpr unsigned k_default_reps = 5;    // BENCHMARKING.md: at least 5

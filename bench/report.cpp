@@ -140,6 +140,13 @@ void print_table(std::FILE* out, const workload& w, const host_info& host, unsig
             any_failed = true;
             status = "FAILED (" + std::to_string(r.failures) + " of " + std::to_string(reps) + " reps)";
         }
+        if (!r.seconds.empty()) {  // the workload's own figures for this row, as key=value
+            const double serial_median = serial != nullptr ? summarise(serial->seconds).median : 0.0;
+            const double median = summarise(r.seconds).median;
+            for (const json_member& m : w.result_members(r.workers, median, serial_median)) {
+                status += "  " + m.key + "=" + m.json;
+            }
+        }
         std::fprintf(out, "%-*s %7u %10s %10s %10s %9s %8s %12ld %*s  %s\n", impl_width, r.impl.c_str(),
                      r.workers, median.c_str(), min.c_str(), max.c_str(), per_task.c_str(), speedup.c_str(),
                      r.peak_rss_kib, result_width, r.have_result ? std::to_string(r.result).c_str() : "-",
@@ -160,6 +167,8 @@ void write_json(std::FILE* out, const workload& w, std::string_view workload_nam
                 unsigned reps, const std::vector<config_result>& results) {
     const std::uint64_t tasks = w.tasks_per_run();
     const std::vector<json_member> extra = w.json_members();
+    const config_result* serial = find_serial(results);
+    const double serial_median = serial != nullptr ? summarise(serial->seconds).median : 0.0;
     std::fprintf(out, "[");
     for (std::size_t i = 0; i < results.size(); ++i) {
         const config_result& r = results[i];
@@ -186,6 +195,10 @@ void write_json(std::FILE* out, const workload& w, std::string_view workload_nam
             member("max_s", json_number(s.max));
             member("ns_per_task", tasks > 0 ? json_number(s.median * 1e9 / static_cast<double>(tasks)) : "null");
         }
+        std::vector<json_member> own;  // the workload's figures for this configuration
+        if (!r.seconds.empty()) {
+            own = w.result_members(r.workers, summarise(r.seconds).median, serial_median);
+        }
         std::string samples = "[";
         for (std::size_t k = 0; k < r.seconds.size(); ++k) {
             if (k > 0) samples += ", ";
@@ -195,6 +208,7 @@ void write_json(std::FILE* out, const workload& w, std::string_view workload_nam
         member("result", r.have_result ? std::to_string(r.result) : "null");
         member("peak_rss_kib", std::to_string(r.peak_rss_kib));
         for (const json_member& m : extra) member(m.key, m.json);
+        for (const json_member& m : own) member(m.key, m.json);
         std::string errors = "[";
         for (std::size_t k = 0; k < r.errors.size(); ++k) {
             if (k > 0) errors += ", ";

@@ -63,6 +63,15 @@ public:
     virtual std::string check(std::int64_t result) const = 0;
     /// Workload-specific members of each JSON result object ("n": 30).
     virtual std::vector<json_member> json_members() const = 0;
+    /// Members that depend on one configuration's own median (skew: "ideal_s",
+    /// "vs_ideal"; matmul: "gflops"), added to its JSON object and shown after
+    /// its table row. `serial_median_s` is the serial variant's median in the
+    /// same run, 0 when there is none. Called only for configurations with a
+    /// good repetition; most workloads add nothing.
+    virtual std::vector<json_member> result_members(unsigned /*workers*/, double /*median_s*/,
+                                                    double /*serial_median_s*/) const {
+        return {};
+    }
 };
 
 /// A registry line: how the driver finds a workload by name.
