@@ -1,6 +1,7 @@
 // examples/fib.cpp: fork-join with forkline::invoke, checked against a loop.
 //
 //   ./example_fib [n]      (FORKLINE_WORKERS=N to choose the worker count)
+#include <exception>  // exception
 #include <cstdio>   // printf, fprintf
 #include <cstdlib>  // strtol
 
@@ -29,7 +30,8 @@ long fib_loop(int n) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+int run_example(int argc, char** argv) {
     const int n = argc > 1 ? static_cast<int>(std::strtol(argv[1], nullptr, 10)) : 27;
     forkline::runtime rt;  // one pinned worker per core, or FORKLINE_WORKERS / FORKLINE_PLACES
     const long got = rt.run([n] { return fib(n); });
@@ -40,4 +42,14 @@ int main(int argc, char** argv) {
         return 1;
     }
     return 0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run_example(argc, argv);
+    } catch (const std::exception& e) {  // a bad FORKLINE_* setting, a failed system call
+        std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+        return 2;
+    }
 }

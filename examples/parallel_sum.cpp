@@ -1,12 +1,14 @@
 // examples/parallel_sum.cpp: parallel_for and task_group over a vector.
 #include <atomic>   // atomic
+#include <exception>  // exception
 #include <cstdio>   // printf, fprintf
 #include <numeric>  // iota
 #include <vector>   // vector
 
 #include <forkline/forkline.hpp>  // runtime, parallel_for, task_group
 
-int main() {
+namespace {
+int run_example() {
     forkline::runtime rt;
     std::vector<long> v(1'000'000);
     std::iota(v.begin(), v.end(), 1L);
@@ -33,4 +35,14 @@ int main() {
         return 1;
     }
     return 0;
+}
+}  // namespace
+
+int main(int, char** argv) {
+    try {
+        return run_example();
+    } catch (const std::exception& e) {  // a bad FORKLINE_* setting, a failed system call
+        std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+        return 2;
+    }
 }

@@ -18,6 +18,7 @@
 #include <latch>      // latch
 #include <mutex>      // mutex, lock_guard
 #include <new>        // placement new
+#include <cstdlib>    // getenv
 #include <cstring>    // strerror
 #include <string>     // string, to_string
 
@@ -300,7 +301,18 @@ runtime_core::runtime_core(runtime_config cfg)
       m_injector(m_config.injection_capacity == 0 ? 1 : m_config.injection_capacity) {
     placement_config pc = m_config.placement;
     if (m_config.read_environment) pc = with_environment(pc);
-    m_plan = m_topo.plan(pc);
+    try {
+        m_plan = m_topo.plan(pc);
+    } catch (const config_error& e) {
+        // Say where the request came from when the environment changed it.
+        std::string from_env;
+        for (const char* name : {"FORKLINE_WORKERS", "FORKLINE_PLACES"}) {
+            const char* value = m_config.read_environment ? std::getenv(name) : nullptr;
+            if (value != nullptr) from_env += std::string(from_env.empty() ? "" : ", ") + name + "=" + value;
+        }
+        if (from_env.empty()) throw;
+        throw config_error(std::string(e.what()) + " (set in the environment: " + from_env + ")");
+    }
     m_use_membarrier = register_membarrier();
     m_idle.push_needs_fence = !m_use_membarrier;
 

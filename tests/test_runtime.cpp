@@ -219,6 +219,14 @@ TEST_CASE("configuration errors are clear and start nothing") {
     } catch (const forkline::config_error& err) {
         CHECK(std::string(err.what()).find("FORKLINE_WORKERS") != std::string::npos);
     }
+    setenv("FORKLINE_WORKERS", "4096", 1);
+    try {
+        forkline::runtime rt(e);
+        FAIL("expected config_error");
+    } catch (const forkline::config_error& err) {
+        // The planner's complaint says the request came from the environment.
+        CHECK(std::string(err.what()).find("set in the environment: FORKLINE_WORKERS=4096") != std::string::npos);
+    }
     setenv("FORKLINE_WORKERS", "1", 1);
     setenv("FORKLINE_PLACES", "scatter", 1);
     {
