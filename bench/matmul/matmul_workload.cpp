@@ -8,15 +8,8 @@
 #include <string_view>  // string_view
 #include <vector>       // vector
 
-#include "matmul.hpp"         // run_matmul_*, make_matmul_workload, forkline_bench_matmul_omp, matmul_*
-#include "openmp_module.hpp"  // openmp_entry_point
-
-#ifndef FORKLINE_BENCH_HAVE_TBB
-#define FORKLINE_BENCH_HAVE_TBB 0
-#endif
-#ifndef FORKLINE_BENCH_HAVE_OPENMP
-#define FORKLINE_BENCH_HAVE_OPENMP 0
-#endif
+#include "matmul.hpp"    // run_matmul_*, make_matmul_workload, forkline_bench_matmul_omp, matmul_*
+#include "variants.hpp"  // FORKLINE_BENCH_*_VARIANT, omp_entry
 
 namespace forkline_bench {
 namespace {
@@ -34,8 +27,7 @@ sample run_serial_any_workers(std::size_t n, unsigned /*workers*/) { return run_
 
 #if FORKLINE_BENCH_HAVE_OPENMP
 sample run_omp_from_module(std::size_t n, unsigned workers) {
-    const auto entry = reinterpret_cast<decltype(&forkline_bench_matmul_omp)>(
-        openmp_entry_point("forkline_bench_matmul_omp"));
+    const auto entry = omp_entry<decltype(forkline_bench_matmul_omp)>("forkline_bench_matmul_omp");
     sample s;
     entry(n, workers, &s);
     return s;
@@ -45,16 +37,8 @@ sample run_omp_from_module(std::size_t n, unsigned workers) {
 const matmul_variant k_variants[] = {
     {{"forkline", true, ""}, &run_matmul_forkline},
     {{"serial", false, ""}, &run_serial_any_workers},
-#if FORKLINE_BENCH_HAVE_TBB
-    {{"tbb", true, ""}, &run_matmul_tbb},
-#else
-    {{"tbb", true, "libtbb-dev absent"}, nullptr},
-#endif
-#if FORKLINE_BENCH_HAVE_OPENMP
-    {{"omp", true, ""}, &run_omp_from_module},
-#else
-    {{"omp", true, "no OpenMP found: libgomp for g++, libomp-dev for clang++"}, nullptr},
-#endif
+    FORKLINE_BENCH_TBB_VARIANT(&run_matmul_tbb),
+    FORKLINE_BENCH_OMP_VARIANT(&run_omp_from_module),
 };
 
 // Forks (row or column splits) in the recursion over an m x n x k product.

@@ -6,15 +6,8 @@
 #include <string_view>  // string_view
 #include <vector>       // vector
 
-#include "nqueens.hpp"        // run_nqueens_*, make_nqueens_workload, forkline_bench_nqueens_omp
-#include "openmp_module.hpp"  // openmp_entry_point
-
-#ifndef FORKLINE_BENCH_HAVE_TBB
-#define FORKLINE_BENCH_HAVE_TBB 0
-#endif
-#ifndef FORKLINE_BENCH_HAVE_OPENMP
-#define FORKLINE_BENCH_HAVE_OPENMP 0
-#endif
+#include "nqueens.hpp"   // run_nqueens_*, make_nqueens_workload, forkline_bench_nqueens_omp
+#include "variants.hpp"  // FORKLINE_BENCH_*_VARIANT, omp_entry
 
 namespace forkline_bench {
 namespace {
@@ -35,8 +28,7 @@ sample run_serial_any_workers(int n, unsigned /*workers*/) { return run_nqueens_
 
 #if FORKLINE_BENCH_HAVE_OPENMP
 sample run_omp_from_module(int n, unsigned workers) {
-    const auto entry = reinterpret_cast<decltype(&forkline_bench_nqueens_omp)>(
-        openmp_entry_point("forkline_bench_nqueens_omp"));
+    const auto entry = omp_entry<decltype(forkline_bench_nqueens_omp)>("forkline_bench_nqueens_omp");
     sample s;
     entry(n, workers, &s);
     return s;
@@ -46,16 +38,8 @@ sample run_omp_from_module(int n, unsigned workers) {
 const nqueens_variant k_variants[] = {
     {{"forkline", true, ""}, &run_nqueens_forkline},
     {{"serial", false, ""}, &run_serial_any_workers},
-#if FORKLINE_BENCH_HAVE_TBB
-    {{"tbb", true, ""}, &run_nqueens_tbb},
-#else
-    {{"tbb", true, "libtbb-dev absent"}, nullptr},
-#endif
-#if FORKLINE_BENCH_HAVE_OPENMP
-    {{"omp", true, ""}, &run_omp_from_module},
-#else
-    {{"omp", true, "no OpenMP found: libgomp for g++, libomp-dev for clang++"}, nullptr},
-#endif
+    FORKLINE_BENCH_TBB_VARIANT(&run_nqueens_tbb),
+    FORKLINE_BENCH_OMP_VARIANT(&run_omp_from_module),
 };
 
 // Valid partial boards with at least one queen: one spawn each. Counted with

@@ -10,15 +10,8 @@
 #include <string_view>  // string_view
 #include <vector>       // vector
 
-#include "openmp_module.hpp"  // openmp_entry_point
-#include "skew.hpp"           // run_skew_*, make_skew_workload, forkline_bench_skew_omp, skew_spin, skew_seed
-
-#ifndef FORKLINE_BENCH_HAVE_TBB
-#define FORKLINE_BENCH_HAVE_TBB 0
-#endif
-#ifndef FORKLINE_BENCH_HAVE_OPENMP
-#define FORKLINE_BENCH_HAVE_OPENMP 0
-#endif
+#include "skew.hpp"      // run_skew_*, make_skew_workload, forkline_bench_skew_omp, skew_spin, skew_seed
+#include "variants.hpp"  // FORKLINE_BENCH_*_VARIANT, omp_entry
 
 namespace forkline_bench {
 namespace {
@@ -38,8 +31,7 @@ sample run_serial_any_workers(unsigned tasks, std::uint64_t iterations, unsigned
 
 #if FORKLINE_BENCH_HAVE_OPENMP
 sample run_omp_from_module(unsigned tasks, std::uint64_t iterations, unsigned workers) {
-    const auto entry =
-        reinterpret_cast<decltype(&forkline_bench_skew_omp)>(openmp_entry_point("forkline_bench_skew_omp"));
+    const auto entry = omp_entry<decltype(forkline_bench_skew_omp)>("forkline_bench_skew_omp");
     sample s;
     entry(tasks, iterations, workers, &s);
     return s;
@@ -49,16 +41,8 @@ sample run_omp_from_module(unsigned tasks, std::uint64_t iterations, unsigned wo
 const skew_variant k_variants[] = {
     {{"forkline", true, ""}, &run_skew_forkline},
     {{"serial", false, ""}, &run_serial_any_workers},
-#if FORKLINE_BENCH_HAVE_TBB
-    {{"tbb", true, ""}, &run_skew_tbb},
-#else
-    {{"tbb", true, "libtbb-dev absent"}, nullptr},
-#endif
-#if FORKLINE_BENCH_HAVE_OPENMP
-    {{"omp", true, ""}, &run_omp_from_module},
-#else
-    {{"omp", true, "no OpenMP found: libgomp for g++, libomp-dev for clang++"}, nullptr},
-#endif
+    FORKLINE_BENCH_TBB_VARIANT(&run_skew_tbb),
+    FORKLINE_BENCH_OMP_VARIANT(&run_omp_from_module),
 };
 
 // Steps of the chain per microsecond on this machine: the fastest of a few

@@ -8,15 +8,8 @@
 #include <string_view>  // string_view
 #include <vector>       // vector
 
-#include "openmp_module.hpp"  // openmp_entry_point
-#include "triad.hpp"          // run_triad_*, make_triad_workload, forkline_bench_triad_omp, triad_*
-
-#ifndef FORKLINE_BENCH_HAVE_TBB
-#define FORKLINE_BENCH_HAVE_TBB 0
-#endif
-#ifndef FORKLINE_BENCH_HAVE_OPENMP
-#define FORKLINE_BENCH_HAVE_OPENMP 0
-#endif
+#include "triad.hpp"     // run_triad_*, make_triad_workload, forkline_bench_triad_omp, triad_*
+#include "variants.hpp"  // FORKLINE_BENCH_*_VARIANT, omp_entry
 
 namespace forkline_bench {
 namespace {
@@ -38,8 +31,7 @@ sample run_serial_any_workers(std::size_t n, unsigned passes, unsigned /*workers
 
 #if FORKLINE_BENCH_HAVE_OPENMP
 sample run_omp_from_module(std::size_t n, unsigned passes, unsigned workers) {
-    const auto entry =
-        reinterpret_cast<decltype(&forkline_bench_triad_omp)>(openmp_entry_point("forkline_bench_triad_omp"));
+    const auto entry = omp_entry<decltype(forkline_bench_triad_omp)>("forkline_bench_triad_omp");
     sample s;
     entry(n, passes, workers, &s);
     return s;
@@ -50,16 +42,8 @@ const triad_variant k_variants[] = {
     {{"forkline-affinity", true, ""}, &run_triad_forkline_affinity},
     {{"forkline", true, ""}, &run_triad_forkline},
     {{"serial", false, ""}, &run_serial_any_workers},
-#if FORKLINE_BENCH_HAVE_TBB
-    {{"tbb", true, ""}, &run_triad_tbb},
-#else
-    {{"tbb", true, "libtbb-dev absent"}, nullptr},
-#endif
-#if FORKLINE_BENCH_HAVE_OPENMP
-    {{"omp", true, ""}, &run_omp_from_module},
-#else
-    {{"omp", true, "no OpenMP found: libgomp for g++, libomp-dev for clang++"}, nullptr},
-#endif
+    FORKLINE_BENCH_TBB_VARIANT(&run_triad_tbb),
+    FORKLINE_BENCH_OMP_VARIANT(&run_omp_from_module),
 };
 
 // The checksum from the index alone, in integers: a[i] = b[i] + 3 c[i].

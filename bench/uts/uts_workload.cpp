@@ -21,15 +21,8 @@
 #include <string_view>  // string_view
 #include <vector>       // vector
 
-#include "openmp_module.hpp"  // openmp_entry_point
-#include "uts.hpp"            // run_uts_*, make_uts_workload, forkline_bench_uts_omp
-
-#ifndef FORKLINE_BENCH_HAVE_TBB
-#define FORKLINE_BENCH_HAVE_TBB 0
-#endif
-#ifndef FORKLINE_BENCH_HAVE_OPENMP
-#define FORKLINE_BENCH_HAVE_OPENMP 0
-#endif
+#include "uts.hpp"       // run_uts_*, make_uts_workload, forkline_bench_uts_omp
+#include "variants.hpp"  // FORKLINE_BENCH_*_VARIANT, omp_entry
 
 namespace forkline_bench {
 namespace {
@@ -50,8 +43,7 @@ uts_sample run_omp_from_module(const uts::tree_params& p, unsigned workers) {
     // OpenMP's threads get the stacks that forkline's and TBB's get
     // (overwrite = 0: the user's value wins).
     ::setenv("OMP_STACKSIZE", (std::to_string(k_uts_stack_bytes >> 20) + "M").c_str(), 0);
-    const auto entry = reinterpret_cast<decltype(&forkline_bench_uts_omp)>(
-        openmp_entry_point("forkline_bench_uts_omp"));
+    const auto entry = omp_entry<decltype(forkline_bench_uts_omp)>("forkline_bench_uts_omp");
     uts_sample s;
     entry(&p, workers, &s);
     return s;
@@ -100,16 +92,8 @@ uts_sample run_on_deep_stack(const uts_variant& v, const uts::tree_params& p, un
 const uts_variant k_variants[] = {
     {{"forkline", true, ""}, &run_uts_forkline, true},
     {{"serial", false, ""}, &run_serial_any_workers, false},
-#if FORKLINE_BENCH_HAVE_TBB
-    {{"tbb", true, ""}, &run_uts_tbb, true},
-#else
-    {{"tbb", true, "libtbb-dev absent"}, nullptr, true},
-#endif
-#if FORKLINE_BENCH_HAVE_OPENMP
-    {{"omp", true, ""}, &run_omp_from_module, true},
-#else
-    {{"omp", true, "no OpenMP found: libgomp for g++, libomp-dev for clang++"}, nullptr, true},
-#endif
+    FORKLINE_BENCH_TBB_VARIANT(&run_uts_tbb, true),
+    FORKLINE_BENCH_OMP_VARIANT(&run_omp_from_module, true),
 };
 
 // "" when `got` is what was expected; otherwise what differs.
