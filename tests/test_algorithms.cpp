@@ -89,6 +89,27 @@ TEST_CASE("static affinity: worker i gets block i, every call") {
     }
 }
 
+TEST_CASE("spawn_on runs a task on the worker it names; a busy mailbox still runs it") {
+    forkline::runtime rt(config_for(4));
+    std::vector<std::atomic<int>> ran_on(4);
+    for (auto& r : ran_on) r = -1;
+    rt.run([&] {
+        forkline::task_group tg;
+        for (unsigned i = 0; i < 4; ++i) tg.spawn_on(i, [&, i] { ran_on[i] = rt.current_worker_index(); });
+        tg.wait();
+    });
+    for (unsigned i = 0; i < 4; ++i) CHECK(ran_on[i].load() == static_cast<int>(i));
+    // Many tasks to one worker: its one-job mailbox is often taken, and the
+    // rest go on the caller's deque; every task runs exactly once.
+    std::atomic<int> count{0};
+    rt.run([&] {
+        forkline::task_group tg;
+        for (int k = 0; k < 1000; ++k) tg.spawn_on(3, [&] { count.fetch_add(1); });
+        tg.wait();
+    });
+    CHECK(count.load() == 1000);
+}
+
 TEST_CASE("affinity_block covers the range in order without overlap") {
     for (unsigned p = 1; p <= 9; ++p) {
         for (int n : {0, 1, 5, 100, 101}) {

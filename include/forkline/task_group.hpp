@@ -72,15 +72,16 @@ public:
     }
 
     /// Starts f() as a task of this group on worker `worker` (modulo the
-    /// worker count): it waits in that worker's mailbox, which the worker
-    /// checks before any other work. If the mailbox is taken (another
-    /// affinity task is waiting there), or the target is the caller, the task
-    /// goes on the caller's deque like spawn(). From a thread that is not a
-    /// worker it is spawn(). See "Affinity mailboxes" in runtime/DESIGN.md.
+    /// worker count; the caller's own index is allowed): it waits in that
+    /// worker's mailbox, which the worker checks before any other work. If
+    /// the mailbox is taken (another affinity task is waiting there), the
+    /// task goes on the caller's deque like spawn() and may run anywhere.
+    /// From a thread that is not a worker it is spawn(). See "Affinity
+    /// mailboxes" in runtime/DESIGN.md.
     template <class F>
     void spawn_on(unsigned worker, F&& f) {
         detail::worker* w = detail::current_worker();
-        if (w == nullptr || worker % w->peers == w->index) {
+        if (w == nullptr) {
             spawn(std::forward<F>(f));
             return;
         }
