@@ -24,6 +24,7 @@
 #include "uts/uts.hpp"          // make_uts_workload
 #include "triad/triad.hpp"      // make_triad_workload
 #include "reduce/reduce.hpp"    // make_reduce_workload
+#include "sort/sort.hpp"        // make_sort_workload
 #include "measure.hpp"   // measure_in_child, config_result
 #include "report.hpp"    // describe_host, count_allowed_cpus, print_table, write_json
 #include "workload.hpp"  // workload, workload_entry, usage_error
@@ -54,6 +55,8 @@ const workload_entry k_workloads[] = {
      &make_triad_workload},
     {"reduce", "sum of N doubles (small whole numbers, so the sum is exact); GB/s counts 8 bytes per index",
      "    --n N          doubles, 1 <= N <= 2^30 (default 100000000)\n", &make_reduce_workload},
+    {"sort", "sort N pseudo-random 64-bit keys; checks the order and that the keys are the input's",
+     "    --n N          keys, 1 <= N <= 2^28 (default 10000000)\n", &make_sort_workload},
 };
 
 constexpr unsigned k_default_reps = 5;    // BENCHMARKING.md: at least 5

@@ -5,7 +5,8 @@
 //
 // Halves are sorted in parallel and merged in parallel (each merge splits at
 // the middle of the longer run and the matching point of the shorter one, so
-// its span is logarithmic). Below a cutoff, std::sort and std::merge. Stable
+// its span is logarithmic). Leaves of about n / 16P elements (at least 2048)
+// are sorted with std::sort; merges below 2048 elements use std::merge. Stable
 // merges, but the std::sort leaves are not stable: not a stable sort. Needs
 // one buffer of the range's size (elements are moved there and back), so the
 // element type must be move-constructible and move-assignable. If comp
@@ -17,7 +18,9 @@
 #include <cstddef>     // ptrdiff_t
 #include <functional>  // less
 #include <iterator>    // random_access_iterator, iter_value_t, make_move_iterator
-#include <vector>      // vector (the merge buffer)
+#include <memory>      // unique_ptr (the scratch buffer of plain values)
+#include <type_traits> // is_trivially_copyable_v, is_trivially_default_constructible_v
+#include <vector>      // vector (the merge buffer of other values)
 
 #include "forkline/invoke.hpp"        // invoke
 #include "forkline/parallel_for.hpp"  // on_a_worker
@@ -51,16 +54,17 @@ void parallel_merge(It a, std::ptrdiff_t na, It b, std::ptrdiff_t nb, Out out, C
 }
 
 /// Sorts [data, data+n); the result ends in `data` when !into_buf, else in buf.
+/// Runs of at most `leaf` elements are left to std::sort.
 template <class It, class Buf, class Comp>
-void merge_sort(It data, Buf buf, std::ptrdiff_t n, bool into_buf, Comp& comp) {
-    if (n <= k_sort_cutoff) {
+void merge_sort(It data, Buf buf, std::ptrdiff_t n, std::ptrdiff_t leaf, bool into_buf, Comp& comp) {
+    if (n <= leaf) {
         std::sort(data, data + n, comp);
         if (into_buf) std::move(data, data + n, buf);
         return;
     }
     const std::ptrdiff_t m = n / 2;
-    invoke([&] { merge_sort(data, buf, m, !into_buf, comp); },
-           [&] { merge_sort(data + m, buf + m, n - m, !into_buf, comp); });
+    invoke([&] { merge_sort(data, buf, m, leaf, !into_buf, comp); },
+           [&] { merge_sort(data + m, buf + m, n - m, leaf, !into_buf, comp); });
     if (into_buf) {
         parallel_merge(data, m, data + m, n - m, buf, comp);
     } else {
@@ -78,11 +82,27 @@ void parallel_sort(It first, It last, Comp comp = {}) {
         std::sort(first, last, comp);
         return;
     }
-    // The values move to the buffer; the (moved-from) range becomes the
-    // scratch space and receives the sorted result.
-    std::vector<std::iter_value_t<It>> buf(std::make_move_iterator(first), std::make_move_iterator(last));
-    auto body = [&] { detail::merge_sort(buf.begin(), first, n, /*into_buf=*/true, comp); };
-    detail::on_a_worker(body);
+    auto leaf_size = [n] {
+        // About 16 leaves per worker: enough pieces to balance, and only
+        // log2(16 P) merge passes over the data (each a full read and write,
+        // which is what a merge sort pays over an in-place std::sort).
+        const std::ptrdiff_t per_leaf = n / (16 * static_cast<std::ptrdiff_t>(detail::current_worker()->peers));
+        return per_leaf > detail::k_sort_cutoff ? per_leaf : detail::k_sort_cutoff;
+    };
+    using value = std::iter_value_t<It>;
+    if constexpr (std::is_trivially_default_constructible_v<value> && std::is_trivially_copyable_v<value>) {
+        // Plain values: an uninitialised scratch buffer, the leaves sorted in
+        // place, no pass to fill the buffer first.
+        std::unique_ptr<value[]> buf(new value[static_cast<std::size_t>(n)]);
+        auto body = [&] { detail::merge_sort(first, buf.get(), n, leaf_size(), /*into_buf=*/false, comp); };
+        detail::on_a_worker(body);
+    } else {
+        // The values move to the buffer; the (moved-from) range becomes the
+        // scratch space and receives the sorted result.
+        std::vector<value> buf(std::make_move_iterator(first), std::make_move_iterator(last));
+        auto body = [&] { detail::merge_sort(buf.begin(), first, n, leaf_size(), /*into_buf=*/true, comp); };
+        detail::on_a_worker(body);
+    }
 }
 
 }  // namespace forkline
