@@ -18,11 +18,10 @@
 #include <algorithm>  // fill
 #include <cstddef>    // size_t
 #include <cstdint>    // int64_t, uint64_t
-#include <cstdlib>    // aligned_alloc, free
-#include <memory>     // unique_ptr
-#include <stdexcept>  // runtime_error
+#include <memory>     // unique_ptr (make_*_workload)
 #include <string>     // to_string
 
+#include "aligned_buffer.hpp"  // double_buffer, allocate_doubles
 #include "timing.hpp"    // sample, warm_up_then_time
 #include "workload.hpp"  // workload
 
@@ -68,6 +67,39 @@ constexpr matmul_split choose_matmul_split(std::size_t m, std::size_t n, std::si
             for (std::size_t j = 0; j < k_matmul_block; ++j) {
                 ci[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
             }
+        }
+    }
+}
+
+/// The recursion every variant runs: c += a * b for an m x n x k product,
+/// halving by choose_matmul_split. A row or column split hands its two
+/// independent halves to `fork(first, second)`, which runs both (the
+/// parallel variants run `first` at once and make `second` stealable) and
+/// returns when both are done; an inner split runs its halves in order.
+template <class Fork>
+void multiply_recursive(const Fork& fork, const double* a, const double* b, double* c, std::size_t m,
+                        std::size_t n, std::size_t k, std::size_t ld) {
+    switch (choose_matmul_split(m, n, k)) {
+        case matmul_split::none:
+            multiply_block(a, b, c, ld);
+            return;
+        case matmul_split::rows: {
+            const std::size_t h = m / 2;
+            fork([&] { multiply_recursive(fork, a, b, c, h, n, k, ld); },
+                 [&] { multiply_recursive(fork, a + h * ld, b, c + h * ld, m - h, n, k, ld); });
+            return;
+        }
+        case matmul_split::cols: {
+            const std::size_t h = n / 2;
+            fork([&] { multiply_recursive(fork, a, b, c, m, h, k, ld); },
+                 [&] { multiply_recursive(fork, a, b + h, c + h, m, n - h, k, ld); });
+            return;
+        }
+        case matmul_split::inner: {
+            const std::size_t h = k / 2;
+            multiply_recursive(fork, a, b, c, m, n, h, ld);
+            multiply_recursive(fork, a + h, b + h * ld, c, m, n, k - h, ld);
+            return;
         }
     }
 }
@@ -143,25 +175,14 @@ public:
     }
 
 private:
-    struct free_deleter {
-        void operator()(double* p) const noexcept { std::free(p); }
-    };
-    using buffer = std::unique_ptr<double, free_deleter>;
-
-    buffer allocate() const {
-        const std::size_t bytes = (m_n * m_ld * sizeof(double) + 63) / 64 * 64;  // aligned_alloc wants a multiple
-        auto* p = static_cast<double*>(std::aligned_alloc(64, bytes));
-        if (p == nullptr) {
-            throw std::runtime_error("matmul: cannot allocate a " + std::to_string(m_n) + " x " +
-                                     std::to_string(m_n) + " matrix (" + std::to_string(bytes >> 20) +
-                                     " MiB, four are needed); try a smaller --n");
-        }
-        return buffer(p);
+    double_buffer allocate() const {
+        return allocate_doubles(m_n * m_ld, "matmul: cannot allocate a " + std::to_string(m_n) + " x " +
+                                                std::to_string(m_n) + " matrix (four are needed)");
     }
 
     std::size_t m_n;
     std::size_t m_ld;
-    buffer m_data[4];  // A, B, C for the warm-up, C for the timed run
+    double_buffer m_data[4];  // A, B, C for the warm-up, C for the timed run
 };
 
 /// Sets up the problem, then calls `multiply(c, problem)` once into each

@@ -4,37 +4,17 @@
 #include <forkline/invoke.hpp>   // invoke
 #include <forkline/runtime.hpp>  // runtime, runtime_config
 
-#include "matmul.hpp"  // run_matmul_forkline, choose_matmul_split, multiply_block, time_matmul
+#include "matmul.hpp"  // run_matmul_forkline, multiply_recursive, time_matmul
 
 namespace forkline_bench {
 namespace {
 
-void multiply(const double* a, const double* b, double* c, std::size_t m, std::size_t n, std::size_t k,
-              std::size_t ld) {
-    switch (choose_matmul_split(m, n, k)) {
-        case matmul_split::none:
-            multiply_block(a, b, c, ld);
-            return;
-        case matmul_split::rows: {
-            const std::size_t h = m / 2;
-            forkline::invoke([&] { multiply(a, b, c, h, n, k, ld); },
-                             [&] { multiply(a + h * ld, b, c + h * ld, m - h, n, k, ld); });
-            return;
-        }
-        case matmul_split::cols: {
-            const std::size_t h = n / 2;
-            forkline::invoke([&] { multiply(a, b, c, m, h, k, ld); },
-                             [&] { multiply(a, b + h, c + h, m, n - h, k, ld); });
-            return;
-        }
-        case matmul_split::inner: {
-            const std::size_t h = k / 2;
-            multiply(a, b, c, m, n, h, ld);
-            multiply(a + h, b + h * ld, c, m, n, k - h, ld);
-            return;
-        }
+struct forkline_fork {
+    template <class F, class G>
+    void operator()(F&& first, G&& second) const {
+        forkline::invoke(first, second);
     }
-}
+};
 
 }  // namespace
 
@@ -45,7 +25,7 @@ sample run_matmul_forkline(std::size_t n, unsigned workers) {
     cfg.read_environment = false;        // the command line decides
     forkline::runtime rt(cfg);
     return time_matmul(n, [&](double* c, const matmul_problem& p) {
-        rt.run([&] { multiply(p.a(), p.b(), c, p.n(), p.n(), p.n(), p.ld()); });
+        rt.run([&] { multiply_recursive(forkline_fork{}, p.a(), p.b(), c, p.n(), p.n(), p.n(), p.ld()); });
     });
 }
 

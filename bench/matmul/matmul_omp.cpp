@@ -5,41 +5,21 @@
 
 #include <cstddef>  // size_t
 
-#include "matmul.hpp"  // forkline_bench_matmul_omp, choose_matmul_split, multiply_block, time_matmul
+#include "matmul.hpp"  // forkline_bench_matmul_omp, multiply_recursive, time_matmul
 
 namespace forkline_bench {
 namespace {
 
-void multiply(const double* a, const double* b, double* c, std::size_t m, std::size_t n, std::size_t k,
-              std::size_t ld) {
-    switch (choose_matmul_split(m, n, k)) {
-        case matmul_split::none:
-            multiply_block(a, b, c, ld);
-            return;
-        case matmul_split::rows: {
-            const std::size_t h = m / 2;
-#pragma omp task firstprivate(a, b, c, h, m, n, k, ld)
-            multiply(a + h * ld, b, c + h * ld, m - h, n, k, ld);
-            multiply(a, b, c, h, n, k, ld);
+struct omp_fork {
+    template <class F, class G>
+    void operator()(F&& first, G&& second) const {
+        // shared: `second` lives in the caller's frame until the taskwait.
+#pragma omp task shared(second)
+        second();
+        first();
 #pragma omp taskwait
-            return;
-        }
-        case matmul_split::cols: {
-            const std::size_t h = n / 2;
-#pragma omp task firstprivate(a, b, c, h, m, n, k, ld)
-            multiply(a, b + h, c + h, m, n - h, k, ld);
-            multiply(a, b, c, m, h, k, ld);
-#pragma omp taskwait
-            return;
-        }
-        case matmul_split::inner: {
-            const std::size_t h = k / 2;
-            multiply(a, b, c, m, n, h, ld);
-            multiply(a + h, b + h * ld, c, m, n, k - h, ld);
-            return;
-        }
     }
-}
+};
 
 }  // namespace
 }  // namespace forkline_bench
@@ -55,6 +35,6 @@ extern "C" void forkline_bench_matmul_omp(std::size_t n, unsigned workers, forkl
         const std::size_t ld = p.ld();
 #pragma omp parallel num_threads(threads) firstprivate(a, b, c, size, ld)
 #pragma omp single
-        multiply(a, b, c, size, size, size, ld);
+        multiply_recursive(omp_fork{}, a, b, c, size, size, size, ld);
     });
 }

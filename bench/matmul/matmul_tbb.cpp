@@ -5,41 +5,20 @@
 
 #include <cstddef>  // size_t
 
-#include "matmul.hpp"  // run_matmul_tbb, choose_matmul_split, multiply_block, time_matmul
+#include "matmul.hpp"  // run_matmul_tbb, multiply_recursive, time_matmul
 
 namespace forkline_bench {
 namespace {
 
-void multiply(const double* a, const double* b, double* c, std::size_t m, std::size_t n, std::size_t k,
-              std::size_t ld) {
-    switch (choose_matmul_split(m, n, k)) {
-        case matmul_split::none:
-            multiply_block(a, b, c, ld);
-            return;
-        case matmul_split::rows: {
-            const std::size_t h = m / 2;
-            tbb::task_group tg;
-            tg.run([&] { multiply(a + h * ld, b, c + h * ld, m - h, n, k, ld); });
-            multiply(a, b, c, h, n, k, ld);
-            tg.wait();
-            return;
-        }
-        case matmul_split::cols: {
-            const std::size_t h = n / 2;
-            tbb::task_group tg;
-            tg.run([&] { multiply(a, b + h, c + h, m, n - h, k, ld); });
-            multiply(a, b, c, m, h, k, ld);
-            tg.wait();
-            return;
-        }
-        case matmul_split::inner: {
-            const std::size_t h = k / 2;
-            multiply(a, b, c, m, n, h, ld);
-            multiply(a + h, b + h * ld, c, m, n, k - h, ld);
-            return;
-        }
+struct tbb_fork {
+    template <class F, class G>
+    void operator()(F&& first, G&& second) const {
+        tbb::task_group tg;
+        tg.run([&] { second(); });
+        first();
+        tg.wait();
     }
-}
+};
 
 }  // namespace
 
@@ -50,7 +29,7 @@ sample run_matmul_tbb(std::size_t n, unsigned workers) {
     tbb::task_arena arena(threads);
     arena.initialize();
     return time_matmul(n, [&](double* c, const matmul_problem& p) {
-        arena.execute([&] { multiply(p.a(), p.b(), c, p.n(), p.n(), p.n(), p.ld()); });
+        arena.execute([&] { multiply_recursive(tbb_fork{}, p.a(), p.b(), c, p.n(), p.n(), p.n(), p.ld()); });
     });
 }
 

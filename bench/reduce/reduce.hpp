@@ -15,11 +15,10 @@
 
 #include <cstddef>    // size_t
 #include <cstdint>    // int64_t
-#include <cstdlib>    // aligned_alloc, free
-#include <memory>     // unique_ptr
-#include <stdexcept>  // runtime_error
+#include <memory>     // unique_ptr (make_*_workload)
 #include <string>     // to_string
 
+#include "aligned_buffer.hpp"  // double_buffer, allocate_doubles
 #include "timing.hpp"    // sample, warm_up_then_time
 #include "workload.hpp"  // workload
 
@@ -45,23 +44,12 @@ public:
     double* x() const noexcept { return m_x.get(); }
 
 private:
-    struct free_deleter {
-        void operator()(double* p) const noexcept { std::free(p); }
-    };
-    using buffer = std::unique_ptr<double, free_deleter>;
-
-    static buffer allocate(std::size_t n) {
-        const std::size_t bytes = (n * sizeof(double) + 63) / 64 * 64;  // aligned_alloc wants a multiple
-        auto* p = static_cast<double*>(std::aligned_alloc(64, bytes));
-        if (p == nullptr) {
-            throw std::runtime_error("reduce: cannot allocate " + std::to_string(n) + " doubles (" +
-                                     std::to_string(bytes >> 20) + " MiB); try a smaller --n");
-        }
-        return buffer(p);
+    static double_buffer allocate(std::size_t n) {
+        return allocate_doubles(n, "reduce: cannot allocate " + std::to_string(n) + " doubles");
     }
 
     std::size_t m_n;
-    buffer m_x;
+    double_buffer m_x;
 };
 
 /// Runs one variant: `fill(x, n)` writes x[i] = reduce_value(i) in

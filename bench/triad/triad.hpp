@@ -15,11 +15,10 @@
 #include <chrono>     // steady_clock, duration
 #include <cstddef>    // size_t
 #include <cstdint>    // int64_t
-#include <cstdlib>    // aligned_alloc, free
-#include <memory>     // unique_ptr
-#include <stdexcept>  // runtime_error
+#include <memory>     // unique_ptr (make_*_workload)
 #include <string>     // to_string
 
+#include "aligned_buffer.hpp"  // double_buffer, allocate_doubles
 #include "timing.hpp"    // sample
 #include "workload.hpp"  // workload
 
@@ -60,26 +59,15 @@ public:
     }
 
 private:
-    struct free_deleter {
-        void operator()(double* p) const noexcept { std::free(p); }
-    };
-    using buffer = std::unique_ptr<double, free_deleter>;
-
-    static buffer allocate(std::size_t n) {
-        const std::size_t bytes = (n * sizeof(double) + 63) / 64 * 64;  // aligned_alloc wants a multiple
-        // Large enough that glibc maps fresh pages: nothing is touched here.
-        auto* p = static_cast<double*>(std::aligned_alloc(64, bytes));
-        if (p == nullptr) {
-            throw std::runtime_error("triad: cannot allocate an array of " + std::to_string(n) + " doubles (" +
-                                     std::to_string(bytes >> 20) + " MiB, three are needed); try a smaller --n");
-        }
-        return buffer(p);
+    static double_buffer allocate(std::size_t n) {
+        return allocate_doubles(n, "triad: cannot allocate an array of " + std::to_string(n) +
+                                       " doubles (three are needed)");
     }
 
     std::size_t m_n;
-    buffer m_a;
-    buffer m_b;
-    buffer m_c;
+    double_buffer m_a;
+    double_buffer m_b;
+    double_buffer m_c;
 };
 
 /// The body of every variant's first touch, for index i.
