@@ -1,0 +1,2 @@
+// examples/flzip.cpp: being written.
+int main() { return 1; }

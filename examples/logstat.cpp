@@ -1,0 +1,2 @@
+// examples/logstat.cpp: being written.
+int main() { return 1; }

@@ -1,0 +1,1 @@
+// runtime/io.cpp: being written.

@@ -1,0 +1,1 @@
+// runtime/pipeline.cpp: being written.

@@ -1,0 +1,2 @@
+// tests/test_io.cpp: being written.
+#include <doctest/doctest.h>

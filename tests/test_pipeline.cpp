@@ -1,0 +1,2 @@
+// tests/test_pipeline.cpp: being written.
+#include <doctest/doctest.h>
