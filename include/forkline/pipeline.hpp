@@ -24,7 +24,20 @@
 // A serial stage that cannot go on now (no input ready, no room downstream)
 // calls fc.pause(), returns, and later calls resume() on the handle, from any
 // thread; the stage is then called again, with the same item if it had one.
-// No worker blocks meanwhile.
+// No worker blocks meanwhile. Pausing first and checking after is race-free,
+// because a resume() that comes before the paused call returns is kept, and
+// a stage that finds it can go on after all calls fc.unpause():
+//
+//   [&](forkline::flow_control& fc) -> forkline::io::chunk {
+//       forkline::io::chunk c;
+//       forkline::resume_handle h = fc.pause();
+//       switch (in.try_next(c, [h] { h.resume(); })) {
+//           case forkline::io::reader::poll::ready: fc.unpause(); break;
+//           case forkline::io::reader::poll::end: fc.unpause(); fc.stop(); break;
+//           case forkline::io::reader::poll::pending: break;  // called again after resume()
+//       }
+//       return c;
+//   }
 //
 // Errors: when a stage throws, no further items are read; items already in
 // flight that come before the failed one in sequence order go on through the
@@ -69,6 +82,9 @@ public:
     /// Serial stages only (a logic_error elsewhere): nothing can be done now;
     /// this call's return value is dropped and the item, if any, is kept.
     resume_handle pause();
+    /// Cancels this call's pause(): the call counts as if pause() had not
+    /// been called, and resume() on its handle does nothing.
+    void unpause() noexcept;
     /// The sequence number of the item this call is for (0, 1, 2 ...).
     std::uint64_t sequence() const noexcept;
     // implementation-defined members
