@@ -18,6 +18,7 @@
 #include <optional>    // optional
 #include <span>        // span
 #include <string>      // string
+#include <utility>     // exchange (buffer's moves)
 
 #include "forkline/errors.hpp"  // system_failure
 
@@ -39,25 +40,45 @@ const char* backend_name(backend b) noexcept;
 /// Any other value is a config_error.
 backend default_backend();
 
+namespace detail {
+struct buffer_access;  // the reader's view of a buffer's front room (runtime/io.cpp)
+}
+
 /// A byte buffer with a fixed capacity and a size; move-only, not zeroed.
+/// A moved-from buffer is empty with capacity 0.
 class buffer {
 public:
     buffer() noexcept = default;
     explicit buffer(std::size_t capacity);
-    buffer(buffer&&) noexcept = default;
-    buffer& operator=(buffer&&) noexcept = default;
+    buffer(buffer&& other) noexcept
+        : m_data(std::move(other.m_data)),
+          m_front(std::exchange(other.m_front, 0)),
+          m_size(std::exchange(other.m_size, 0)),
+          m_capacity(std::exchange(other.m_capacity, 0)) {}
+    buffer& operator=(buffer&& other) noexcept {
+        m_data = std::move(other.m_data);
+        m_front = std::exchange(other.m_front, 0);
+        m_size = std::exchange(other.m_size, 0);
+        m_capacity = std::exchange(other.m_capacity, 0);
+        return *this;
+    }
 
-    char* data() noexcept { return m_data.get(); }
-    const char* data() const noexcept { return m_data.get(); }
+    char* data() noexcept { return m_data.get() + m_front; }
+    const char* data() const noexcept { return m_data.get() + m_front; }
     std::size_t size() const noexcept { return m_size; }
     std::size_t capacity() const noexcept { return m_capacity; }
     bool empty() const noexcept { return m_size == 0; }
     /// n <= capacity(); the bytes up to n are whatever was written there.
     void resize(std::size_t n);
-    std::span<const char> bytes() const noexcept { return {m_data.get(), m_size}; }
+    std::span<const char> bytes() const noexcept { return {data(), m_size}; }
 
 private:
+    friend struct detail::buffer_access;
     std::unique_ptr<char[]> m_data;
+    // A reader with whole_lines puts the previous chunk's partial line in
+    // front of the bytes it read, so data() may start this far into the
+    // allocation; capacity() counts from data().
+    std::size_t m_front = 0;
     std::size_t m_size = 0;
     std::size_t m_capacity = 0;
 };
@@ -84,24 +105,35 @@ private:
 };
 
 struct reader_options {
-    /// Bytes per chunk (the last may be shorter). With whole_lines, a chunk
-    /// ends after its last '\n' and the rest starts the next chunk; a line
-    /// longer than chunk_bytes gets a chunk of its own, grown to fit.
+    /// Bytes per chunk (the last may be shorter); a pipe's chunks are
+    /// filled too, whatever sizes its writer used. With whole_lines, a chunk
+    /// ends after its last '\n' and the rest starts the next chunk, so a
+    /// chunk may exceed chunk_bytes by that carried partial line; a line
+    /// whose carried part is longer than min(chunk_bytes, 16 KiB) (every
+    /// line longer than chunk_bytes) gets a chunk of its own, grown to fit.
+    /// 0 is a config_error.
     std::size_t chunk_bytes = std::size_t{1} << 20;
     /// Reads in flight (regular files) and chunks read ahead; a pipe has one
-    /// read in flight at a time but still reads ahead.
+    /// read in flight at a time but still reads ahead. Memory: the reader
+    /// allocates a buffer only when none given back with recycle() is spare,
+    /// so it holds at most depth buffers plus as many as the consumer held
+    /// at once. 0 is a config_error.
     unsigned depth = 4;
     bool whole_lines = false;
-    /// Defaults to default_backend().
-    std::optional<backend> io;
+    /// Defaults to default_backend(). (Initialised so that designated
+    /// initialisers may leave it out under -Wmissing-field-initializers.)
+    std::optional<backend> io = std::nullopt;
 };
 
 /// Streams a file, a pipe or stdin into chunks, in order.
 class reader {
 public:
-    /// path "-" is stdin. Throws io_error (open) when it cannot be opened.
+    /// path "-" is stdin (named "<stdin>"). Throws io_error (open) when it
+    /// cannot be opened; a directory fails at the first read (EISDIR).
     explicit reader(const std::string& path, reader_options opts = {});
-    /// Reads fd (not closed at the end); name is used in errors.
+    /// Reads fd (not closed at the end); name is used in errors. A regular
+    /// file is read from the descriptor's position, which the end of the
+    /// input leaves after the last byte.
     reader(int fd, std::string name, reader_options opts = {});
     ~reader();  // stops the I/O thread; unread chunks are dropped
     reader(const reader&) = delete;
@@ -114,6 +146,10 @@ public:
     /// if on_ready is set, it is called once, from the I/O thread, as soon as
     /// a chunk, the end or an error is available. Throws io_error for a
     /// failed read (after the chunks before it were delivered).
+    /// A later pending call's on_ready replaces an earlier one; a call that
+    /// returns ready or end, or throws, drops it. A callback should only
+    /// wake someone: one that throws ends the stream with its exception.
+    /// Chunk offsets count from where reading began.
     poll try_next(chunk& out, std::function<void()> on_ready = {});
 
     /// Blocks until the next chunk; nullopt at the end. Not for workers.
@@ -124,6 +160,7 @@ public:
 
     backend used() const noexcept;
     const std::string& name() const noexcept;
+    /// Bytes handed to the consumer so far.
     std::uint64_t bytes_read() const noexcept;
 
 private:
@@ -132,19 +169,27 @@ private:
 };
 
 struct writer_options {
-    /// Chunks queued or in flight before try_write() says no.
+    /// Chunks queued or in flight before try_write() says no; a regular
+    /// file has up to this many writes in flight, a pipe one. 0 is a
+    /// config_error.
     unsigned depth = 4;
     /// fdatasync before finish() reports success (regular files only).
     bool sync_at_end = false;
-    std::optional<backend> io;
+    /// Defaults to default_backend().
+    std::optional<backend> io = std::nullopt;
 };
 
 /// Writes chunks to a file, a pipe or stdout, in the order they are handed
 /// over, each complete (short writes are continued) at its offset in the
-/// stream.
+/// stream. A chunk's sequence and offset fields are not looked at: each goes
+/// right after the one handed over before it. A regular file descriptor
+/// (not O_APPEND) is written from its current position, which finish()
+/// leaves after the last byte. When a write fails, the writer stops, and a
+/// regular file is truncated to the bytes_done() it reports.
 class writer {
 public:
-    /// path "-" is stdout; a path is created or truncated (0666 & ~umask).
+    /// path "-" is stdout (named "<stdout>"); a path is created or
+    /// truncated (0666 & ~umask).
     explicit writer(const std::string& path, writer_options opts = {});
     writer(int fd, std::string name, writer_options opts = {});
     /// Without finish(): waits for queued writes, drops errors.
@@ -156,18 +201,24 @@ public:
     /// everything handed over before it. false: the queue is full, c is
     /// untouched, and on_space (if set) is called once, from the I/O thread,
     /// when there is room or the writer failed. Throws io_error when an
-    /// earlier write failed.
+    /// earlier write failed. A later refused call's on_space replaces an
+    /// earlier one; a call that takes the chunk, or throws, drops it. A
+    /// callback that throws stops the writer with its exception.
     bool try_write(chunk& c, std::function<void()> on_space = {});
 
     /// Blocks while the queue is full. Not for workers.
     void write(chunk&& c);
 
     /// Waits for every write, syncs if asked, closes a file it opened.
-    /// Throws io_error (bytes_done() = bytes safely in the file) on failure.
+    /// Throws io_error (bytes_done() = bytes safely in the file) on failure,
+    /// and again on a later call; try_write() and write() after finish()
+    /// are a logic_error.
     void finish();
 
     backend used() const noexcept;
     const std::string& name() const noexcept;
+    /// Bytes of the stream written so far, counted from its start without
+    /// gaps (later writes may have completed first).
     std::uint64_t bytes_written() const noexcept;
 
 private:
