@@ -1,2 +1,600 @@
-// examples/flzip.cpp: being written.
-int main() { return 1; }
+// examples/flzip.cpp: parallel gzip on a forkline pipeline.
+//
+//   flzip [-1..-9] [-p N] [-b KIB] [-c] [-k] [-f] [FILE]
+//
+//   read (serial, in order) -> deflate (parallel) -> write (serial, in order)
+//
+// The output is one gzip member laid out as pigz lays it out. The input is cut
+// into blocks; each block is deflated by its own z_stream, primed with the
+// 32 KiB of input just before it so that matches reach back across the cut as
+// they would in one sequential deflate. Every block but the last ends with a
+// sync flush, which ends its deflate blocks at a byte boundary, so the blocks'
+// outputs concatenate into one valid deflate stream; the last ends with
+// Z_FINISH. Each block's CRC-32 is computed beside its compression and the
+// writer combines them in order (crc32_combine) for the trailer.
+#include <fcntl.h>   // open, O_* flags
+#include <unistd.h>  // close, unlink, isatty
+#include <zlib.h>    // deflate*, crc32_z, crc32_combine
+
+#include <algorithm>  // min
+#include <cerrno>     // errno
+#include <cstdint>    // uint32_t, uint64_t
+#include <cstdio>     // fprintf, fputs
+#include <cstdlib>    // strtoul, getenv
+#include <cstring>    // memcpy, memmove, strcmp
+#include <exception>  // exception, rethrow_exception
+#include <memory>     // unique_ptr, make_unique
+#include <optional>   // optional
+#include <span>       // span
+#include <stdexcept>  // runtime_error
+#include <string>     // string
+#include <utility>    // move
+#include <vector>     // vector
+
+#include <forkline/io.hpp>        // io::reader, io::writer, io::chunk, io::buffer, io::io_error
+#include <forkline/pipeline.hpp>  // run_pipeline, stage, flow_control, resume_handle, pipeline_error
+#include <forkline/runtime.hpp>   // runtime, runtime_config
+#include <forkline/topology.hpp>  // with_environment
+
+namespace io = forkline::io;
+
+namespace {
+
+constexpr const char* k_usage =
+    "usage: flzip [-1..-9] [-p N] [-b KIB] [-c] [-k] [-f] [FILE]\n"
+    "\n"
+    "Compresses FILE into FILE.gz, or standard input to standard output, as one\n"
+    "gzip member: blocks of the input are deflated in parallel on forkline's\n"
+    "workers and written in order. gzip -d and pigz -d read the result.\n"
+    "\n"
+    "  -1 .. -9    compression level (default 6)\n"
+    "  -p N        use N workers (default: one per allowed core, or FORKLINE_WORKERS)\n"
+    "  -b KIB      block size in KiB, 32 to 1048576 (default 128)\n"
+    "  -c          write to standard output, even with FILE\n"
+    "  -k          keep FILE; accepted for gzip's sake: flzip never deletes its input\n"
+    "  -f          overwrite an existing FILE.gz; write to a terminal\n"
+    "  -h, --help  print this help and exit\n"
+    "\n"
+    "Without FILE, or with FILE '-', reads standard input and writes standard output.\n"
+    "FILE is always kept, also after success. On failure a partial FILE.gz is removed.\n"
+    "Exit status: 0 done; 1 failed (the reason is on standard error); 2 bad usage.\n";
+
+// deflate's window: the most a match can reach back, hence the dictionary each
+// block is primed with.
+constexpr std::size_t k_window_bytes = 32 * 1024;
+constexpr std::size_t k_min_block_kib = 32;
+// Keeps a block's length within zlib's 32-bit uInt counters.
+constexpr std::size_t k_max_block_kib = 1024 * 1024;
+
+struct options {
+    int level = 6;
+    unsigned workers = 0;  // 0: forkline's default (all allowed cores, FORKLINE_WORKERS)
+    std::size_t block_kib = 128;
+    bool to_stdout = false;
+    bool force = false;
+    std::string input;  // empty or "-": standard input
+};
+
+/// A bad command line: the caller prints the message and the usage, exits 2.
+class usage_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// A failure that is neither an I/O error nor a zlib error (an existing
+/// output file, a terminal as output); the message is complete.
+class flzip_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// zlib refused: names the call, zlib's return code and its message.
+class zlib_error : public std::runtime_error {
+public:
+    zlib_error(const char* call, int code, const char* msg)
+        : std::runtime_error(std::string("zlib ") + call + ": " +
+                             (msg != nullptr ? msg : zError(code)) + " (code " +
+                             std::to_string(code) + ")") {}
+};
+
+unsigned long parse_count(const std::string& text, const char* what, unsigned long lo,
+                          unsigned long hi) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long v = std::strtoul(text.c_str(), &end, 10);
+    if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        throw usage_error(std::string(what) + " must be a number from " + std::to_string(lo) +
+                          " to " + std::to_string(hi) + ", not '" + text + "'");
+    }
+    return v;
+}
+
+/// Parses the command line; nullopt means --help was asked for.
+std::optional<options> parse_options(int argc, char** argv) {
+    options o;
+    bool have_file = false;
+    bool only_files = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (only_files || arg == "-" || arg.size() < 2 || arg[0] != '-') {
+            if (have_file) throw usage_error("only one FILE, got '" + o.input + "' and '" + arg + "'");
+            o.input = arg;
+            have_file = true;
+            continue;
+        }
+        if (arg == "--") {
+            only_files = true;
+            continue;
+        }
+        if (arg == "--help") return std::nullopt;
+        if (arg[1] == '-') throw usage_error("unknown option '" + arg + "'");
+        // A cluster of one-letter options, as in "-9cf" or "-p2".
+        for (std::size_t k = 1; k < arg.size(); ++k) {
+            const char letter = arg[k];
+            if (letter >= '1' && letter <= '9') {
+                o.level = letter - '0';
+            } else if (letter == 'c') {
+                o.to_stdout = true;
+            } else if (letter == 'f') {
+                o.force = true;
+            } else if (letter == 'k') {
+                // Always so; see the help.
+            } else if (letter == 'h') {
+                return std::nullopt;
+            } else if (letter == 'p' || letter == 'b') {
+                std::string value = arg.substr(k + 1);
+                if (value.empty()) {
+                    if (i + 1 >= argc) throw usage_error(std::string("-") + letter + " needs a value");
+                    value = argv[++i];
+                }
+                if (letter == 'p') {
+                    o.workers = static_cast<unsigned>(parse_count(value, "-p", 1, 4096));
+                } else {
+                    o.block_kib = parse_count(value, "-b", k_min_block_kib, k_max_block_kib);
+                }
+                break;
+            } else {
+                throw usage_error(std::string("unknown option '-") + letter + "'");
+            }
+        }
+    }
+    if (o.input == "-") o.input.clear();
+    return o;
+}
+
+/// What the read stage hands on: a block of input, the input just before it
+/// (deflate's dictionary) and whether it is the last.
+struct raw_block {
+    io::chunk input;
+    io::buffer window;  // up to k_window_bytes of the input that precedes `input`
+    bool last = false;
+};
+
+/// What the deflate stage hands on.
+struct packed_block {
+    io::chunk output;        // raw deflate bytes; offset and sequence set by the writer
+    std::uint32_t crc = 0;   // CRC-32 of the block's input alone
+    std::uint64_t length = 0;
+    bool handed_over = false;  // the writer took `output` (a paused call is repeated)
+};
+
+/// One z_stream, reset for every block rather than set up anew, because
+/// deflateInit2 allocates and clears about 270 KiB at memLevel 8.
+class block_deflater {
+public:
+    explicit block_deflater(int level) {
+        // windowBits -15: raw deflate (the gzip framing is ours); memLevel 8
+        // and the default strategy are what gzip and pigz use.
+        const int rc = deflateInit2(&m_z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+        if (rc != Z_OK) throw zlib_error("deflateInit2", rc, m_z.msg);
+    }
+    ~block_deflater() { deflateEnd(&m_z); }
+    block_deflater(const block_deflater&) = delete;
+    block_deflater& operator=(const block_deflater&) = delete;
+
+    packed_block deflate_block(raw_block& b) {
+        const std::span<const char> in = b.input.data.bytes();
+        packed_block p;
+        p.length = in.size();
+        p.crc = static_cast<std::uint32_t>(crc32_z(0, bytes_of(in.data()), in.size()));
+
+        check(deflateReset(&m_z), "deflateReset");
+        if (!b.window.empty()) {
+            check(deflateSetDictionary(&m_z, bytes_of(b.window.data()),
+                                       static_cast<uInt>(b.window.size())),
+                  "deflateSetDictionary");
+        }
+        // deflateBound covers Z_FINISH; a sync flush adds one empty stored
+        // block (at most 6 bytes with the bits before it). Growing below is
+        // for safety only.
+        std::size_t capacity = deflateBound(&m_z, static_cast<uLong>(in.size())) + 16;
+        io::buffer out(capacity);
+        std::size_t produced = 0;
+        m_z.next_in = const_cast<Bytef*>(bytes_of(in.data()));  // zlib's API is not const
+        m_z.avail_in = static_cast<uInt>(in.size());
+        const int flush = b.last ? Z_FINISH : Z_SYNC_FLUSH;
+        for (;;) {
+            if (produced == capacity) {
+                io::buffer bigger(capacity * 2);
+                std::memcpy(bigger.data(), out.data(), produced);
+                out = std::move(bigger);
+                capacity *= 2;
+            }
+            m_z.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
+            m_z.avail_out = static_cast<uInt>(capacity - produced);
+            const int rc = ::deflate(&m_z, flush);
+            produced = capacity - m_z.avail_out;
+            if (rc == Z_STREAM_END) break;
+            if (rc != Z_OK && rc != Z_BUF_ERROR) throw zlib_error("deflate", rc, m_z.msg);
+            // A sync flush is complete once all input is taken and deflate
+            // left output space unused (zlib's rule for "no more pending").
+            if (flush == Z_SYNC_FLUSH && m_z.avail_in == 0 && m_z.avail_out != 0) break;
+            if (m_z.avail_out != 0 && rc == Z_BUF_ERROR) throw zlib_error("deflate", rc, m_z.msg);
+        }
+        out.resize(produced);
+        p.output.data = std::move(out);
+        // The input is done with; free it now rather than when the item is.
+        b.input.data = io::buffer{};
+        b.window = io::buffer{};
+        return p;
+    }
+
+private:
+    static const Bytef* bytes_of(const char* p) noexcept { return reinterpret_cast<const Bytef*>(p); }
+    void check(int rc, const char* call) {
+        if (rc != Z_OK) throw zlib_error(call, rc, m_z.msg);
+    }
+
+    z_stream m_z{};
+};
+
+/// One block_deflater per worker, made by that worker on its first block.
+class deflater_pool {
+public:
+    deflater_pool(forkline::runtime& rt, int level)
+        : m_rt(rt), m_level(level), m_slots(rt.worker_count()) {}
+
+    packed_block deflate_block(raw_block& b) {
+        const int w = m_rt.current_worker_index();
+        if (w < 0 || static_cast<std::size_t>(w) >= m_slots.size()) {
+            // Not one of rt's workers (the pipeline runs stages on workers,
+            // so this is a fallback): a stream of its own for this block.
+            block_deflater d(m_level);
+            return d.deflate_block(b);
+        }
+        std::unique_ptr<block_deflater>& mine = m_slots[static_cast<std::size_t>(w)].deflater;
+        if (!mine) mine = std::make_unique<block_deflater>(m_level);
+        return mine->deflate_block(b);
+    }
+
+private:
+    // written by: worker w only (and destroyed after run_pipeline returned);
+    // padded so that two workers' slots never share a cache line.
+    struct alignas(64) slot {
+        std::unique_ptr<block_deflater> deflater;
+    };
+    forkline::runtime& m_rt;
+    int m_level;
+    std::vector<slot> m_slots;
+};
+
+/// The read stage: takes chunks from the reader without blocking and keeps one
+/// back, because whether a block is the last (Z_FINISH rather than a sync
+/// flush) is known only when the next chunk or the end arrives.
+class block_source {
+public:
+    explicit block_source(io::reader& in) : m_in(in), m_window(k_window_bytes) {}
+
+    raw_block next(forkline::flow_control& fc) {
+        for (;;) {
+            if (m_ready) {
+                raw_block b = std::move(*m_ready);
+                m_ready.reset();
+                return b;
+            }
+            if (m_last_made) {
+                fc.stop();
+                return {};
+            }
+            if (m_input_ended) {
+                // With no input at all, an empty last block still closes the
+                // deflate stream (Z_FINISH alone gives the two bytes 03 00).
+                raw_block last = m_held ? std::move(*m_held) : raw_block{};
+                m_held.reset();
+                last.last = true;
+                m_ready = std::move(last);
+                m_last_made = true;
+                continue;
+            }
+            io::chunk c;
+            io::reader::poll p = m_in.try_next(c);
+            if (p == io::reader::poll::pending) {
+                // The wake-up needs the handle, and the handle needs pause():
+                // pause first, then ask again with the wake-up attached.
+                const forkline::resume_handle h = fc.pause();
+                p = m_in.try_next(c, [h] { h.resume(); });
+                if (p == io::reader::poll::pending) return {};
+                take(p, c);
+                h.resume();  // it came after all: be called again at once
+                return {};
+            }
+            take(p, c);
+        }
+    }
+
+private:
+    void take(io::reader::poll p, io::chunk& c) {
+        if (p == io::reader::poll::end) {
+            m_input_ended = true;
+            return;
+        }
+        if (c.data.empty()) {
+            m_in.recycle(std::move(c));
+            return;
+        }
+        raw_block b;
+        if (!m_window.empty()) {
+            b.window = io::buffer(m_window.size());
+            std::memcpy(b.window.data(), m_window.data(), m_window.size());
+            b.window.resize(m_window.size());
+        }
+        slide_window(c.data.bytes());
+        b.input = std::move(c);
+        if (m_held) m_ready = std::move(*m_held);
+        m_held = std::move(b);
+    }
+
+    // Keeps the last k_window_bytes of all input so far, whatever the chunks'
+    // sizes (a pipe's may be short).
+    void slide_window(std::span<const char> in) {
+        if (in.size() >= k_window_bytes) {
+            std::memcpy(m_window.data(), in.data() + in.size() - k_window_bytes, k_window_bytes);
+            m_window.resize(k_window_bytes);
+            return;
+        }
+        const std::size_t keep = std::min(m_window.size(), k_window_bytes - in.size());
+        std::memmove(m_window.data(), m_window.data() + m_window.size() - keep, keep);
+        std::memcpy(m_window.data() + keep, in.data(), in.size());
+        m_window.resize(keep + in.size());
+    }
+
+    io::reader& m_in;
+    io::buffer m_window;
+    std::optional<raw_block> m_held;   // the newest block; whether it is the last is not known yet
+    std::optional<raw_block> m_ready;  // the next block to hand on
+    bool m_input_ended = false;
+    bool m_last_made = false;
+};
+
+/// The write stage: hands blocks to the writer without blocking, in order,
+/// and folds their CRCs and lengths into the trailer's.
+class block_sink {
+public:
+    block_sink(io::writer& out, std::uint64_t offset, std::uint64_t sequence)
+        : m_out(out), m_offset(offset), m_sequence(sequence) {}
+
+    void put(packed_block& p, forkline::flow_control& fc) {
+        if (p.handed_over) return;  // taken on the call that paused
+        p.output.sequence = m_sequence;
+        p.output.offset = m_offset;
+        const std::size_t n = p.output.data.size();
+        if (!m_out.try_write(p.output)) {
+            const forkline::resume_handle h = fc.pause();
+            if (!m_out.try_write(p.output, [h] { h.resume(); })) return;
+            h.resume();  // room after all; the repeated call sees handed_over
+        }
+        p.handed_over = true;
+        m_crc = static_cast<std::uint32_t>(
+            crc32_combine(m_crc, p.crc, static_cast<z_off_t>(p.length)));
+        m_length += p.length;
+        m_offset += n;
+        ++m_sequence;
+    }
+
+    std::uint32_t crc() const noexcept { return m_crc; }
+    std::uint64_t length() const noexcept { return m_length; }
+    std::uint64_t offset() const noexcept { return m_offset; }
+    std::uint64_t sequence() const noexcept { return m_sequence; }
+
+private:
+    io::writer& m_out;
+    std::uint64_t m_offset;
+    std::uint64_t m_sequence;
+    std::uint32_t m_crc = 0;  // crc32 of nothing
+    std::uint64_t m_length = 0;
+};
+
+io::chunk small_chunk(std::span<const unsigned char> bytes, std::uint64_t sequence,
+                      std::uint64_t offset) {
+    io::chunk c;
+    c.sequence = sequence;
+    c.offset = offset;
+    c.data = io::buffer(bytes.size());
+    std::memcpy(c.data.data(), bytes.data(), bytes.size());
+    c.data.resize(bytes.size());
+    return c;
+}
+
+/// RFC 1952 member header: no name, no time stamp (mtime 0), OS 3 (Unix).
+io::chunk gzip_header(int level) {
+    // XFL: 2 = slowest, best compression; 4 = fastest.
+    const unsigned char xfl = level == 9 ? 2 : level == 1 ? 4 : 0;
+    const unsigned char h[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3};
+    return small_chunk(h, 0, 0);
+}
+
+/// RFC 1952 member trailer: CRC-32 and the length mod 2^32, little-endian.
+io::chunk gzip_trailer(std::uint32_t crc, std::uint64_t length, std::uint64_t sequence,
+                       std::uint64_t offset) {
+    unsigned char t[8];
+    const auto isize = static_cast<std::uint32_t>(length);
+    for (int i = 0; i < 4; ++i) {
+        t[i] = static_cast<unsigned char>(crc >> (8 * i));
+        t[4 + i] = static_cast<unsigned char>(isize >> (8 * i));
+    }
+    return small_chunk(t, sequence, offset);
+}
+
+/// The output file FILE.gz: created by flzip, closed by it, and removed again
+/// unless the run succeeded, since a partial .gz looks like a good one.
+class output_file {
+public:
+    output_file(std::string path, bool force) : m_path(std::move(path)) {
+        // O_EXCL makes "does it exist" and "create it" one step.
+        const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
+        m_fd = ::open(m_path.c_str(), flags, 0666);
+        if (m_fd < 0) {
+            const int e = errno;
+            if (e == EEXIST) {
+                throw flzip_error(m_path + " already exists; not overwritten (-f overwrites it)");
+            }
+            throw io::io_error("open", e, m_path, 0);
+        }
+    }
+    ~output_file() {
+        if (m_fd >= 0) ::close(m_fd);
+        if (!m_kept) ::unlink(m_path.c_str());
+    }
+    output_file(const output_file&) = delete;
+    output_file& operator=(const output_file&) = delete;
+
+    int fd() const noexcept { return m_fd; }
+    const std::string& path() const noexcept { return m_path; }
+
+    /// Closes the file (reporting a failed close) and keeps it.
+    void keep(std::uint64_t bytes) {
+        const int fd = m_fd;
+        m_fd = -1;
+        if (::close(fd) != 0) throw io::io_error("close", errno, m_path, bytes);
+        m_kept = true;
+    }
+
+private:
+    std::string m_path;
+    int m_fd = -1;
+    bool m_kept = false;
+};
+
+forkline::runtime_config runtime_config_for(const options& o) {
+    forkline::runtime_config c;
+    if (o.workers != 0) {
+        // -p replaces FORKLINE_WORKERS, as a command line beats the
+        // environment (so that variable is not even parsed); FORKLINE_PLACES
+        // still applies.
+        c.placement = forkline::with_environment(c.placement, [](const char* name) -> const char* {
+            return std::strcmp(name, "FORKLINE_WORKERS") == 0 ? nullptr : std::getenv(name);
+        });
+        c.placement.workers = o.workers;
+        c.placement.oversubscribe = true;  // pigz too runs any number of threads
+        c.read_environment = false;
+    }
+    return c;
+}
+
+/// Compresses as `o` says; throws on any failure.
+void compress(const options& o) {
+    forkline::runtime rt(runtime_config_for(o));
+
+    const std::size_t block_bytes = o.block_kib * 1024;
+    io::reader_options ro;
+    ro.chunk_bytes = block_bytes;
+    ro.depth = 4;
+    // The input first: a missing FILE must not leave an empty FILE.gz behind.
+    std::unique_ptr<io::reader> in =
+        o.input.empty() ? std::make_unique<io::reader>(STDIN_FILENO, "(stdin)", ro)
+                        : std::make_unique<io::reader>(o.input, ro);
+
+    const bool to_stdout = o.to_stdout || o.input.empty();
+    if (to_stdout && !o.force && ::isatty(STDOUT_FILENO) == 1) {
+        throw flzip_error("compressed data not written to a terminal (-f writes it anyway)");
+    }
+    std::optional<output_file> file;
+    if (!to_stdout) file.emplace(o.input + ".gz", o.force);
+
+    io::writer_options wo;
+    wo.depth = 8;
+    // Declared after `file`, so destroyed (its queued writes waited for) before
+    // the file is closed and, on failure, removed.
+    io::writer out(file ? file->fd() : STDOUT_FILENO, file ? file->path() : "(stdout)", wo);
+
+    io::chunk header = gzip_header(o.level);
+    const std::uint64_t header_bytes = header.data.size();
+    out.write(std::move(header));
+
+    deflater_pool deflaters(rt, o.level);
+    block_source source(*in);
+    block_sink sink(out, header_bytes, 1);
+    // Enough items in flight that every worker has a block to deflate while
+    // others wait to be read or written, and few enough to bound memory.
+    const std::size_t tokens = std::size_t{4} * rt.worker_count();
+    forkline::run_pipeline(
+        rt, tokens,
+        forkline::stage(forkline::serial_in_order, "read",
+                        [&](forkline::flow_control& fc) { return source.next(fc); }),
+        forkline::stage(forkline::parallel, "deflate",
+                        [&](raw_block& b) { return deflaters.deflate_block(b); }),
+        forkline::stage(forkline::serial_in_order, "write",
+                        [&](packed_block& p, forkline::flow_control& fc) { sink.put(p, fc); }));
+
+    out.write(gzip_trailer(sink.crc(), sink.length(), sink.sequence(), sink.offset()));
+    out.finish();
+    if (file) file->keep(out.bytes_written());
+}
+
+void print_io_error(const io::io_error& e) {
+    // A writer's bytes_done() is what safely reached the output; say it, so
+    // that a user knows how much of a pipe's consumer got.
+    const bool is_output = e.call().find("write") != std::string::npos ||
+                           e.call() == "fdatasync" || e.call() == "close";
+    if (is_output) {
+        std::fprintf(stderr, "flzip: %s: %s: %s (%llu bytes written)\n", e.file().c_str(),
+                     e.call().c_str(), e.code().message().c_str(),
+                     static_cast<unsigned long long>(e.bytes_done()));
+    } else {
+        std::fprintf(stderr, "flzip: %s: %s: %s\n", e.file().c_str(), e.call().c_str(),
+                     e.code().message().c_str());
+    }
+}
+
+/// Prints the reason for a failure; the pipeline's wrapper is unwrapped, since
+/// a user wants "FILE: write: No space left on device", not the stage's name.
+void print_failure(std::exception_ptr failure) {
+    try {
+        std::rethrow_exception(failure);
+    } catch (const forkline::pipeline_error& e) {
+        if (e.cause()) {
+            print_failure(e.cause());
+        } else {
+            std::fprintf(stderr, "flzip: %s\n", e.what());
+        }
+    } catch (const io::io_error& e) {
+        print_io_error(e);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "flzip: %s\n", e.what());
+    } catch (...) {
+        std::fputs("flzip: failed for an unknown reason\n", stderr);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::optional<options> o;
+    try {
+        o = parse_options(argc, argv);
+    } catch (const usage_error& e) {
+        std::fprintf(stderr, "flzip: %s\n\n%s", e.what(), k_usage);
+        return 2;
+    }
+    if (!o) {
+        std::fputs(k_usage, stdout);
+        return 0;
+    }
+    try {
+        compress(*o);
+    } catch (...) {
+        print_failure(std::current_exception());
+        return 1;
+    }
+    return 0;
+}

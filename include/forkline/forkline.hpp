@@ -8,6 +8,7 @@
 #include "forkline/parallel_for.hpp"  // parallel_for
 #include "forkline/parallel_reduce.hpp"  // parallel_reduce, transform_reduce
 #include "forkline/parallel_sort.hpp"  // parallel_sort
+#include "forkline/pipeline.hpp"      // run_pipeline, stage, flow_control
 #include "forkline/route.hpp"         // jump_hash, key_router
 #include "forkline/runtime.hpp"       // runtime, runtime_config, default_runtime
 #include "forkline/task_group.hpp"    // task_group

@@ -24,26 +24,16 @@
 // A serial stage that cannot go on now (no input ready, no room downstream)
 // calls fc.pause(), returns, and later calls resume() on the handle, from any
 // thread; the stage is then called again, with the same item if it had one.
-// No worker blocks meanwhile. Pausing first and checking after is race-free,
-// because a resume() that comes before the paused call returns is kept, and
-// a stage that finds it can go on after all calls fc.unpause():
-//
-//   [&](forkline::flow_control& fc) -> forkline::io::chunk {
-//       forkline::io::chunk c;
-//       forkline::resume_handle h = fc.pause();
-//       switch (in.try_next(c, [h] { h.resume(); })) {
-//           case forkline::io::reader::poll::ready: fc.unpause(); break;
-//           case forkline::io::reader::poll::end: fc.unpause(); fc.stop(); break;
-//           case forkline::io::reader::poll::pending: break;  // called again after resume()
-//       }
-//       return c;
-//   }
+// No worker blocks meanwhile.
 //
 // Errors: when a stage throws, no further items are read; items already in
 // flight that come before the failed one in sequence order go on through the
 // remaining stages; the rest are dropped; run_pipeline waits for what is in
 // flight, then throws pipeline_error naming the stage, the item's sequence
-// number and the cause. No item is processed twice by a stage.
+// number and the cause. No item is processed twice by a stage. If several
+// items fail, the one first in sequence order is reported (and is the
+// cut-off), so that the error does not depend on timing; a failed batch
+// reports the least sequence number in it.
 // See "Pipelines" in runtime/DESIGN.md.
 #pragma once
 
@@ -53,8 +43,11 @@
 #include <memory>     // shared_ptr
 #include <stdexcept>  // runtime_error
 #include <string>     // string
+#include <type_traits>  // is_same_v
+#include <utility>    // move
 #include <vector>     // vector
 
+#include "forkline/errors.hpp"   // config_error
 #include "forkline/runtime.hpp"  // runtime
 
 namespace forkline {
@@ -65,29 +58,76 @@ inline constexpr stage_mode serial_in_order = stage_mode::serial_in_order;
 inline constexpr stage_mode serial_out_of_order = stage_mode::serial_out_of_order;
 inline constexpr stage_mode parallel = stage_mode::parallel;
 
+namespace detail {
+class pipeline_core;
+struct pipeline_shared;
+struct flow_access;
+template <class F, class SizeFn>
+struct batched;
+/// batch()'s default size_of: none (max_bytes must then be 0).
+struct no_size_of {};
+}  // namespace detail
+
 /// Wakes a paused serial stage. Copyable; any thread; calls after the first
-/// (and calls after the pipeline ended) do nothing.
+/// (and calls after the pipeline ended) do nothing. A default-constructed
+/// handle does nothing either.
 class resume_handle {
 public:
+    resume_handle() noexcept = default;
     void resume() const;
-    // implementation-defined members
+
+private:
+    friend class detail::pipeline_core;
+    resume_handle(std::shared_ptr<detail::pipeline_shared> shared, unsigned stage,
+                  std::uint64_t generation) noexcept
+        : m_shared(std::move(shared)), m_stage(stage), m_generation(generation) {}
+    // Outlives the pipeline, so that a late resume() finds a closed slot
+    // instead of freed memory. See "Pause protocol" in runtime/DESIGN.md.
+    std::shared_ptr<detail::pipeline_shared> m_shared;
+    unsigned m_stage = 0;
+    std::uint64_t m_generation = 0;
 };
 
 /// What a stage may tell the pipeline about the current call.
 class flow_control {
 public:
+    flow_control(const flow_control&) = delete;
+    flow_control& operator=(const flow_control&) = delete;
+
     /// First stage only: the input has ended; this call's return value is
-    /// dropped.
-    void stop() noexcept;
+    /// dropped. (Elsewhere the call fails with a logic_error.)
+    void stop() noexcept { m_stopped = true; }
     /// Serial stages only (a logic_error elsewhere): nothing can be done now;
-    /// this call's return value is dropped and the item, if any, is kept.
+    /// this call's return value is dropped and the item, if any, is kept. A
+    /// paused batch is offered again unchanged. Calling it twice in one call
+    /// returns the same handle.
     resume_handle pause();
     /// Cancels this call's pause(): the call counts as if pause() had not
-    /// been called, and resume() on its handle does nothing.
+    /// been called, and resume() on its handle does nothing. For a stage fed
+    /// by another thread, pausing first and then checking is race-free:
+    ///
+    ///   forkline::resume_handle h = fc.pause();
+    ///   switch (in.try_next(c, [h] { h.resume(); })) {
+    ///       case forkline::io::reader::poll::ready: fc.unpause(); break;
+    ///       case forkline::io::reader::poll::end: fc.unpause(); fc.stop(); break;
+    ///       case forkline::io::reader::poll::pending: break;  // called again after resume()
+    ///   }
+    ///   return c;
     void unpause() noexcept;
-    /// The sequence number of the item this call is for (0, 1, 2 ...).
-    std::uint64_t sequence() const noexcept;
-    // implementation-defined members
+    /// The sequence number of the item this call is for (0, 1, 2 ...); for a
+    /// batch, that of its first item.
+    std::uint64_t sequence() const noexcept { return m_sequence; }
+
+private:
+    friend struct detail::flow_access;
+    flow_control(detail::pipeline_core& core, unsigned stage, std::uint64_t sequence) noexcept
+        : m_core(&core), m_stage(stage), m_sequence(sequence) {}
+    detail::pipeline_core* m_core;
+    unsigned m_stage;
+    bool m_stopped = false;
+    bool m_paused = false;
+    std::uint64_t m_sequence;
+    std::uint64_t m_generation = 0;
 };
 
 /// A stage: mode, name (for errors and stats) and the callable. Callable forms:
@@ -96,23 +136,65 @@ public:
 ///   last:   void fn(T&)        or void fn(T&, flow_control&)
 /// The last stage may take batches, if serial: see batch().
 template <class F>
-class pipeline_stage;  // implementation-defined
+class pipeline_stage {
+public:
+    pipeline_stage(stage_mode mode, std::string name, F fn)
+        : m_mode(mode), m_name(std::move(name)), m_fn(std::move(fn)) {}
+
+    /// A stage whose fn takes std::span<T> (or std::span<T>, flow_control&):
+    /// consecutive ready items, at most max_items and, when max_bytes > 0, at
+    /// most max_bytes by size_of(item) (a single larger item still goes
+    /// alone). Last stage only (checked at compile time), serial only, and
+    /// max_items >= 1, max_bytes > 0 only with a size_of (config_error).
+    /// A batch is made of the items ready when the stage runs; it never waits
+    /// for more.
+    template <class SizeFn = detail::no_size_of>
+    pipeline_stage<detail::batched<F, SizeFn>> batch(std::size_t max_items, std::size_t max_bytes = 0,
+                                                     SizeFn size_of = {}) && {
+        check_batch(max_items, max_bytes, std::is_same_v<SizeFn, detail::no_size_of>);
+        return {m_mode, std::move(m_name),
+                detail::batched<F, SizeFn>{std::move(m_fn), std::move(size_of), max_items, max_bytes}};
+    }
+    template <class SizeFn = detail::no_size_of>
+    pipeline_stage<detail::batched<F, SizeFn>> batch(std::size_t max_items, std::size_t max_bytes = 0,
+                                                     SizeFn size_of = {}) const& {
+        return pipeline_stage(*this).batch(max_items, max_bytes, std::move(size_of));
+    }
+
+    stage_mode mode() const noexcept { return m_mode; }
+    const std::string& name() const noexcept { return m_name; }
+    F& fn() noexcept { return m_fn; }
+
+private:
+    void check_batch(std::size_t max_items, std::size_t max_bytes, bool no_size_of) const {
+        const std::string where = "forkline: stage '" + m_name + "'.batch(): ";
+        if (m_mode == stage_mode::parallel) {
+            throw config_error(where + "a parallel stage cannot take batches; make it serial_in_order or "
+                                       "serial_out_of_order");
+        }
+        if (max_items == 0) throw config_error(where + "max_items must be at least 1");
+        if (max_bytes > 0 && no_size_of) {
+            throw config_error(where + "max_bytes > 0 needs a size_of(item) callable as third argument");
+        }
+    }
+    stage_mode m_mode;
+    std::string m_name;
+    F m_fn;
+};
 
 template <class F>
-pipeline_stage<F> stage(stage_mode mode, std::string name, F fn);
-
-// pipeline_stage<F>::batch(std::size_t max_items, std::size_t max_bytes = 0,
-//                          SizeFn size_of = {}) -> a stage whose fn takes
-// std::span<T> (or std::span<T>, flow_control&): consecutive ready items, at
-// most max_items and, when max_bytes > 0, at most max_bytes by size_of(item)
-// (a single larger item still goes alone). Last stage only, serial only.
+pipeline_stage<F> stage(stage_mode mode, std::string name, F fn) {
+    return pipeline_stage<F>(mode, std::move(name), std::move(fn));
+}
 
 /// Per-stage figures of one run (for forkline-probe and FORKLINE_STATS).
 struct stage_stats {
     std::string name;
     stage_mode mode;
-    std::uint64_t items = 0;    ///< calls that took an item (batches count their items)
-    std::uint64_t busy_ns = 0;  ///< time inside the stage's callable, all threads
+    std::uint64_t items = 0;    ///< calls that took an item (batches count their items; paused calls do not)
+    /// Time inside the stage's callable, all threads. Calls under a few
+    /// microseconds are timed one in 32 and the rest estimated from them.
+    std::uint64_t busy_ns = 0;
 };
 
 struct pipeline_stats {
@@ -137,8 +219,9 @@ private:
 };
 
 /// Runs the chain on rt's workers and returns when every item has left the
-/// last stage. max_tokens >= 1 (0 is a config_error). From a worker of rt it
-/// helps instead of blocking.
+/// last stage. max_tokens >= 1 (0 is a config_error); the first stage must be
+/// serial (config_error). From a worker of rt it helps instead of blocking.
+/// Between 2 and 29 stages.
 template <class... Stages>
 pipeline_stats run_pipeline(runtime& rt, std::size_t max_tokens, Stages&&... stages);
 
@@ -147,3 +230,5 @@ template <class... Stages>
 pipeline_stats run_pipeline(std::size_t max_tokens, Stages&&... stages);
 
 }  // namespace forkline
+
+#include "forkline/detail/pipeline_engine.hpp"  // run_pipeline's definition
