@@ -233,8 +233,8 @@ public:
         }
         out.resize(produced);
         p.output.data = std::move(out);
-        // The input is done with; free it now rather than when the item is.
-        b.input.data = io::buffer{};
+        // The window is done with; free it now rather than when the item is.
+        // (The input goes back to the reader: see the deflate stage.)
         b.window = io::buffer{};
         return p;
     }
@@ -532,7 +532,13 @@ void compress(const options& o) {
         forkline::stage(forkline::serial_in_order, "read",
                         [&](forkline::flow_control& fc) { return source.next(fc); }),
         forkline::stage(forkline::parallel, "deflate",
-                        [&](raw_block& b) { return deflaters.deflate_block(b); }),
+                        [&](raw_block& b) {
+                            packed_block p = deflaters.deflate_block(b);
+                            // Its buffer is reused for a later read: fresh
+                            // buffers would cost a page fault per 4 KiB.
+                            in->recycle(std::move(b.input));
+                            return p;
+                        }),
         forkline::stage(forkline::serial_in_order, "write",
                         [&](packed_block& p, forkline::flow_control& fc) { sink.put(p, fc); }));
 
