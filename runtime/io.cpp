@@ -12,6 +12,7 @@
 #include <string.h>       // memchr, memrchr, memcpy, strerror
 #include <sys/eventfd.h>  // eventfd
 #include <sys/stat.h>     // fstat, S_ISREG
+#include <sys/uio.h>      // preadv2, RWF_NOWAIT (inline reads)
 #include <unistd.h>       // close, lseek, ftruncate, fdatasync, write
 
 #include <algorithm>           // min, max
@@ -69,6 +70,9 @@ constexpr std::size_t k_carry_room = 16 * 1024;
 // Stopping: wait this long, in rounds, for operations to end after cancel.
 constexpr int k_drain_rounds = 50;
 constexpr int k_drain_round_ms = 100;
+// Inline reads: the I/O thread's runs grow to at most this many times depth
+// raw chunks while the consumer keeps finding pages uncached.
+constexpr std::uint64_t k_max_run_factor = 64;
 
 enum class setup_phase { pending, done, failed };
 
@@ -116,6 +120,112 @@ void report_leak(const std::string& name, unsigned ops) {
 // ---------------------------------------------------------------------------
 // Reader
 
+/// Turns raw chunks, in input order, into the chunks handed out: numbers
+/// them, places them in the stream and, with whole_lines, ends each after its
+/// last '\n', carrying the partial line into the next. Belongs to whoever
+/// owns reading (read_shared::owner), so that it moves between the consumer
+/// and the I/O thread with the raw chunks. See "Whole lines" in
+/// runtime/DESIGN.md.
+class chunk_former {
+public:
+    void configure(bool whole_lines, std::size_t room) noexcept {
+        m_whole_lines = whole_lines;
+        m_room = room;
+    }
+
+    /// raw holds `filled` (> 0) bytes after `room` bytes of front room; it is
+    /// moved into a chunk when it becomes one, else left as it was.
+    void form(buffer& raw, std::size_t filled) {
+        raw.resize(filled);
+        if (!m_whole_lines) {
+            emit(std::move(raw));
+            return;
+        }
+        const std::size_t n = raw.size();
+        std::size_t skip = 0;  // bytes of raw that went out with a long line
+        if (m_carry.size() > m_room) {
+            // Too long to go in front: the line is finished in the carry and
+            // becomes a chunk of its own.
+            const void* nl = ::memchr(raw.data(), '\n', n);
+            if (nl == nullptr) {
+                append_carry(raw.data(), n);
+                return;
+            }
+            skip = static_cast<std::size_t>(static_cast<const char*>(nl) - raw.data()) + 1;
+            append_carry(raw.data(), skip);
+            emit(std::exchange(m_carry, buffer{}));
+            if (skip == n) return;
+        }
+        const std::size_t carried = m_carry.size();  // <= room
+        buffer_access::place(raw, m_room + skip - carried, carried + n - skip);
+        if (carried > 0) {
+            std::memcpy(raw.data(), m_carry.data(), carried);
+            m_carry.resize(0);
+        }
+        // Only the new bytes can hold a '\n': the carry never does.
+        const void* last = ::memrchr(raw.data() + carried, '\n', n - skip);
+        if (last == nullptr) {
+            append_carry(raw.data(), raw.size());
+            return;
+        }
+        const std::size_t keep = static_cast<std::size_t>(static_cast<const char*>(last) - raw.data()) + 1;
+        if (keep < raw.size()) append_carry(raw.data() + keep, raw.size() - keep);
+        raw.resize(keep);
+        emit(std::move(raw));
+    }
+
+    /// The input ended: a partial line left is the last chunk.
+    void end_of_input() {
+        if (m_carry.size() > 0) emit(std::exchange(m_carry, buffer{}));
+    }
+
+    /// Bytes in the chunks formed so far.
+    std::uint64_t emitted() const noexcept { return m_emitted; }
+    /// Formed and not yet published; the owner empties it.
+    std::vector<chunk>& formed() noexcept { return m_out; }
+
+private:
+    void append_carry(const char* p, std::size_t n) {
+        const std::size_t need = m_carry.size() + n;
+        if (need > m_carry.capacity()) {
+            // Doubling keeps a very long line's copying linear in its length.
+            buffer bigger(std::max({need, 2 * m_carry.capacity(), m_room}));
+            if (m_carry.size() > 0) std::memcpy(bigger.data(), m_carry.data(), m_carry.size());
+            bigger.resize(m_carry.size());
+            m_carry = std::move(bigger);
+        }
+        std::memcpy(m_carry.data() + m_carry.size(), p, n);
+        m_carry.resize(need);
+    }
+
+    void emit(buffer b) {
+        chunk c;
+        c.sequence = m_sequence++;
+        c.offset = m_emitted;
+        m_emitted += b.size();
+        c.data = std::move(b);
+        m_out.push_back(std::move(c));
+    }
+
+    bool m_whole_lines = false;
+    std::size_t m_room = 0;
+    buffer m_carry;  // whole_lines: the partial line so far
+    std::uint64_t m_sequence = 0;
+    std::uint64_t m_emitted = 0;
+    std::vector<chunk> m_out;
+};
+
+/// Who reads the next raw chunk. See "Inline reads" in runtime/DESIGN.md.
+enum class reading_by { consumer, io_thread };
+
+/// A raw chunk the consumer could not complete inline, for the I/O thread.
+struct handover {
+    buffer buf;              // room + chunk_bytes, placed at the room
+    std::size_t filled = 0;  // bytes already read into it
+    std::uint64_t raw = 0;   // its number: it starts at start_offset + raw * chunk_bytes
+    bool after_inline = false;  // some chunk was read inline since the consumer took over
+};
+
 /// What the consumer and the reader's I/O thread share.
 struct read_shared {
     read_shared(std::string n, reader_options o) : name(std::move(n)), opts(o) {}
@@ -125,6 +235,9 @@ struct read_shared {
 
     void start();
     reader::poll take(chunk& out, bool& ring);
+    reader::poll next_chunk(chunk& out, std::function<void()>& callback);
+    bool read_inline(buffer buf, std::uint64_t raw, std::function<void()>& callback);
+    void leave_input_at_end() const noexcept;
 
     // Set by the constructor before the I/O thread starts; read-only after.
     std::string name;
@@ -153,10 +266,24 @@ struct read_shared {
     std::function<void()> on_ready;
     setup_phase setup = setup_phase::pending;
     std::exception_ptr setup_error;
+    // Inline reads; see "Inline reads" in runtime/DESIGN.md. Ownership of
+    // reading (the next raw chunk's number and `former`) changes hands only
+    // under mu: handed over by the consumer (owner = io_thread, `passed`),
+    // given back by the I/O thread (owner = consumer, next_raw).
+    reading_by owner = reading_by::io_thread;
+    bool inline_busy = false;    // a consumer reads inline, outside mu
+    bool inline_works = true;    // false once preadv2 refused RWF_NOWAIT
+    bool read_inline_since_given = false;  // written by: the owning consumer; reset by the I/O thread
+    std::uint64_t next_raw = 0;  // while the consumer owns reading
+    std::optional<handover> passed;  // written by: the consumer; taken by: the I/O thread
 
-    // written by: the consumer; read by: anyone. Relaxed: a statistic that
-    // publishes nothing.
+    // The owner's (see above), not guarded by mu itself.
+    chunk_former former;
+
+    // written by: the consumer; read by: anyone. Relaxed: statistics that
+    // publish nothing.
     std::atomic<std::uint64_t> handed{0};
+    std::atomic<std::uint64_t> inline_raw{0};
 };
 
 namespace {
@@ -166,7 +293,10 @@ namespace {
 /// See "Reading in order" in runtime/DESIGN.md.
 class read_engine {
 public:
-    read_engine(read_shared& s, io_driver& d) : m_s(s), m_d(d), m_slots(s.slots) {}
+    read_engine(read_shared& s, io_driver& d) : m_s(s), m_d(d), m_slots(s.slots), m_run(s.opts.depth) {
+        std::lock_guard lock(m_s.mu);
+        m_owns = m_s.owner == reading_by::io_thread;
+    }
 
     void run() {
         for (;;) {
@@ -181,7 +311,7 @@ public:
     /// run() threw (the ring failed, a callback threw, memory ran out).
     void fail(std::exception_ptr e) noexcept {
         try {
-            publish(true, std::move(e));  // the chunks formed before it first
+            publish(true, std::move(e), false);  // the chunks formed before it first
         } catch (...) {
             // The consumer already has an error or the end; nothing to add.
         }
@@ -205,15 +335,48 @@ private:
 
     slot& slot_of(std::uint64_t raw) noexcept { return m_slots[raw % m_slots.size()]; }
 
+    std::int64_t offset_of(std::uint64_t raw) const noexcept {
+        return m_s.start_offset + static_cast<std::int64_t>(raw * m_s.opts.chunk_bytes);
+    }
+
+    // Called with mu held, when the consumer handed a raw chunk over: reading
+    // is ours from that chunk on, for a run (see "Inline reads").
+    std::size_t take_over(handover& h) {
+        m_owns = true;
+        m_bounded = m_s.inline_works;
+        // A consumer that read nothing inline since the last run found the
+        // pages missing at once: read further ahead before it tries again.
+        m_run = h.after_inline ? m_s.opts.depth : std::min(2 * m_run, k_max_run_factor * m_s.opts.depth);
+        m_run_left = m_run - 1;  // this chunk is the first of the run
+        m_next_deliver = h.raw;
+        m_next_raw = h.raw + 1;
+        const std::size_t index = h.raw % m_slots.size();
+        slot& sl = m_slots[index];
+        sl.buf = std::move(h.buf);
+        sl.filled = h.filled;
+        sl.eof = false;
+        sl.err = 0;
+        sl.file_offset = offset_of(h.raw);
+        return index;
+    }
+
     // Starts reads while there is room; true when told to stop.
     bool issue() {
         unsigned count = 0;
+        std::optional<std::size_t> continued;
         {
             std::lock_guard lock(m_s.mu);
             if (m_s.stopping) return true;
+            if (m_s.passed) {
+                continued = take_over(*m_s.passed);
+                m_s.passed.reset();
+            }
+            if (!m_owns) return false;
             const std::uint64_t outstanding = m_next_raw - m_next_deliver;
             const std::size_t held = m_s.ready.size() + outstanding;
-            while (!m_no_more && outstanding + count < m_slots.size() && held + count < m_s.opts.depth) {
+            const std::uint64_t run_left = m_bounded ? m_run_left : ~std::uint64_t{0};
+            while (!m_no_more && count < run_left && outstanding + count < m_slots.size() &&
+                   held + count < m_s.opts.depth) {
                 slot& sl = slot_of(m_next_raw + count);
                 if (sl.buf.capacity() == 0 && !m_s.spare.empty()) {
                     sl.buf = std::move(m_s.spare.back());
@@ -222,12 +385,14 @@ private:
                 ++count;
             }
             // Room is what the consumer gives back: ask for a doorbell then.
-            m_s.io_wants_room = !m_no_more && outstanding + count < m_slots.size() &&
+            m_s.io_wants_room = !m_no_more && count < run_left && outstanding + count < m_slots.size() &&
                                 held + count >= m_s.opts.depth;
         }
+        if (continued) start_read(*continued);
         for (std::size_t i = 0; i < m_slots.size(); ++i) {
             if (m_slots[i].at == slot::phase::retry) start_read(i);
         }
+        if (m_bounded) m_run_left -= count;
         const std::size_t chunk_bytes = m_s.opts.chunk_bytes;
         for (unsigned i = 0; i < count; ++i) {
             const std::uint64_t raw = m_next_raw++;
@@ -237,9 +402,7 @@ private:
             sl.filled = 0;
             sl.eof = false;
             sl.err = 0;
-            sl.file_offset = m_s.positional
-                                 ? m_s.start_offset + static_cast<std::int64_t>(raw * chunk_bytes)
-                                 : -1;
+            sl.file_offset = m_s.positional ? offset_of(raw) : -1;
             start_read(raw % m_slots.size());
         }
         return false;
@@ -332,6 +495,8 @@ private:
     // Turns finished slots, in order, into chunks and publishes them; true
     // when the end or an error was published.
     bool deliver() {
+        if (!m_owns) return false;
+        chunk_former& former = m_s.former;
         bool finished = false;
         std::exception_ptr failure;
         while (m_next_deliver < m_next_raw) {
@@ -341,109 +506,58 @@ private:
             ++m_next_deliver;
             if (sl.err != 0) {
                 const char* call = m_s.kind == backend::psync && m_s.positional ? "pread" : "read";
-                failure = std::make_exception_ptr(io_error(call, sl.err, m_s.name, m_emitted));
+                failure = std::make_exception_ptr(io_error(call, sl.err, m_s.name, former.emitted()));
                 finished = true;
                 break;
             }
-            if (sl.filled > 0) form(sl);
+            if (sl.filled > 0) former.form(sl.buf, sl.filled);
             if (sl.eof) {
-                if (m_carry.size() > 0) emit(std::exchange(m_carry, buffer{}));
-                if (m_s.positional && !m_s.owns_fd) {
-                    // Leave a shared descriptor where a read() loop would.
-                    ::lseek(m_s.fd, m_s.start_offset + static_cast<std::int64_t>(m_emitted), SEEK_SET);
-                }
+                former.end_of_input();
+                m_s.leave_input_at_end();
                 finished = true;
                 break;
             }
         }
-        if (m_out.empty() && !finished) return false;
-        publish(finished, std::move(failure));
+        // The run is over and all of it delivered: reading is the
+        // consumer's again.
+        const bool give_back = !finished && m_bounded && m_run_left == 0 && m_next_deliver == m_next_raw;
+        if (former.formed().empty() && !finished && !give_back) return false;
+        publish(finished, std::move(failure), give_back);
         return finished;
     }
 
-    // The slot's bytes become chunks; with whole_lines each ends after a
-    // '\n' and the partial line after it waits in m_carry.
-    // See "Whole lines" in runtime/DESIGN.md.
-    void form(slot& sl) {
-        buffer& raw = sl.buf;
-        raw.resize(sl.filled);
-        if (!m_s.opts.whole_lines) {
-            emit(std::move(raw));
-            return;
-        }
-        const std::size_t n = raw.size();
-        std::size_t skip = 0;  // bytes of raw that went out with a long line
-        if (m_carry.size() > m_s.room) {
-            // Too long to go in front: the line is finished in the carry and
-            // becomes a chunk of its own.
-            const void* nl = ::memchr(raw.data(), '\n', n);
-            if (nl == nullptr) {
-                append_carry(raw.data(), n);
-                return;
-            }
-            skip = static_cast<std::size_t>(static_cast<const char*>(nl) - raw.data()) + 1;
-            append_carry(raw.data(), skip);
-            emit(std::exchange(m_carry, buffer{}));
-            if (skip == n) return;
-        }
-        const std::size_t carried = m_carry.size();  // <= room
-        buffer_access::place(raw, m_s.room + skip - carried, carried + n - skip);
-        if (carried > 0) {
-            std::memcpy(raw.data(), m_carry.data(), carried);
-            m_carry.resize(0);
-        }
-        // Only the new bytes can hold a '\n': the carry never does.
-        const void* last = ::memrchr(raw.data() + carried, '\n', n - skip);
-        if (last == nullptr) {
-            append_carry(raw.data(), raw.size());
-            return;
-        }
-        const std::size_t keep = static_cast<std::size_t>(static_cast<const char*>(last) - raw.data()) + 1;
-        if (keep < raw.size()) append_carry(raw.data() + keep, raw.size() - keep);
-        raw.resize(keep);
-        emit(std::move(raw));
-    }
-
-    void append_carry(const char* p, std::size_t n) {
-        const std::size_t need = m_carry.size() + n;
-        if (need > m_carry.capacity()) {
-            // Doubling keeps a very long line's copying linear in its length.
-            buffer bigger(std::max({need, 2 * m_carry.capacity(), m_s.room}));
-            if (m_carry.size() > 0) std::memcpy(bigger.data(), m_carry.data(), m_carry.size());
-            bigger.resize(m_carry.size());
-            m_carry = std::move(bigger);
-        }
-        std::memcpy(m_carry.data() + m_carry.size(), p, n);
-        m_carry.resize(need);
-    }
-
-    void emit(buffer b) {
-        chunk c;
-        c.sequence = m_sequence++;
-        c.offset = m_emitted;
-        m_emitted += b.size();
-        c.data = std::move(b);
-        m_out.push_back(std::move(c));
-    }
-
-    void publish(bool finished, std::exception_ptr failure) {
+    void publish(bool finished, std::exception_ptr failure, bool give_back) {
         std::function<void()> wake;
         {
             std::lock_guard lock(m_s.mu);
-            for (chunk& c : m_out) {
-                // Never empty when formed; empty here only if an earlier
-                // publish threw after moving it.
-                if (!c.data.empty()) m_s.ready.push_back(std::move(c));
+            if (m_owns) {
+                for (chunk& c : m_s.former.formed()) {
+                    // Never empty when formed; empty here only if an earlier
+                    // publish threw after moving it.
+                    if (!c.data.empty()) m_s.ready.push_back(std::move(c));
+                }
+                m_s.former.formed().clear();
             }
             if (failure) {
                 if (!m_s.error && !m_s.ended) m_s.error = std::move(failure);
             } else if (finished && !m_s.error) {
                 m_s.ended = true;
             }
+            if (give_back) {
+                // A buffer left in a slot (whole_lines: a raw chunk that all
+                // went into the carry) would otherwise sit idle.
+                for (slot& sl : m_slots) {
+                    if (sl.buf.capacity() > 0) m_s.spare.push_back(std::move(sl.buf));
+                }
+                m_s.owner = reading_by::consumer;
+                m_s.next_raw = m_next_raw;
+                m_s.read_inline_since_given = false;
+                m_s.io_wants_room = false;
+                m_owns = false;
+            }
             wake = std::exchange(m_s.on_ready, nullptr);
             if (m_s.waiters > 0) m_s.cv.notify_all();
         }
-        m_out.clear();
         if (wake) wake();
     }
 
@@ -489,10 +603,12 @@ private:
     unsigned m_busy = 0;                // operations the driver has not completed
     bool m_no_more = false;             // the end or an error was seen: no new reads
     bool m_draining = false;            // stopping: completions only end their slots
-    buffer m_carry;                     // whole_lines: the partial line so far
-    std::uint64_t m_sequence = 0;
-    std::uint64_t m_emitted = 0;        // bytes in the chunks formed so far
-    std::vector<chunk> m_out;           // formed, not yet published
+    // Reading belongs to this thread (see read_shared::owner); when bounded,
+    // only for a run of m_run raw chunks, m_run_left of them not started.
+    bool m_owns = false;
+    bool m_bounded = false;
+    std::uint64_t m_run;
+    std::uint64_t m_run_left = 0;
     std::vector<completion> m_done;     // from the last wait()
     std::size_t m_handled = 0;          // of m_done
 };
@@ -575,6 +691,8 @@ void read_shared::start() {
         start_offset = at < 0 ? 0 : at;
     }
     room = opts.whole_lines ? std::min(opts.chunk_bytes, k_carry_room) : 0;
+    former.configure(opts.whole_lines, room);
+    owner = positional && opts.inline_cached ? reading_by::consumer : reading_by::io_thread;
     slots = positional ? std::min(opts.depth, k_max_in_flight) : 1;
     kind = opts.io ? *opts.io : default_backend();
     doorbell = open_doorbell(name);
@@ -602,6 +720,135 @@ reader::poll read_shared::take(chunk& out, bool& ring) {
         return reader::poll::end;
     }
     return reader::poll::pending;
+}
+
+void read_shared::leave_input_at_end() const noexcept {
+    // Leave a shared descriptor where a read() loop would.
+    if (positional && !owns_fd) ::lseek(fd, start_offset + static_cast<std::int64_t>(former.emitted()), SEEK_SET);
+}
+
+namespace {
+
+enum class cached_read { full, end, incomplete, unsupported };
+
+// Reads raw chunk `raw` into buf on the calling thread, as far as the page
+// cache holds it: RWF_NOWAIT copies cached pages and says EAGAIN (or stops
+// short) where one is missing, instead of waiting for the disk.
+cached_read read_cached(const read_shared& s, buffer& buf, std::uint64_t raw, std::size_t& filled) {
+    const std::size_t chunk_bytes = s.opts.chunk_bytes;
+    const std::int64_t at = s.start_offset + static_cast<std::int64_t>(raw * chunk_bytes);
+    while (filled < chunk_bytes) {
+        iovec piece{buf.data() + filled, std::min(chunk_bytes - filled, k_max_call_bytes)};
+        const ssize_t n = ::preadv2(s.fd, &piece, 1, at + static_cast<std::int64_t>(filled), RWF_NOWAIT);
+        if (n > 0) {
+            // A short count is a missing page or the end: the next call says which.
+            filled += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n == 0) return cached_read::end;
+        switch (errno) {
+        case EINTR:
+            continue;
+        case EOPNOTSUPP:  // a file system without RWF_NOWAIT
+        case EINVAL:      // a kernel that does not know the flag
+        case ENOSYS:      // no preadv2 at all
+            return cached_read::unsupported;
+        default:
+            // EAGAIN; or a real error, which the I/O thread meets again and
+            // reports the way it reports its own (R3, R4).
+            return cached_read::incomplete;
+        }
+    }
+    return cached_read::full;
+}
+
+}  // namespace
+
+// try_next and next(): a published chunk, else, while reading is the
+// consumer's, the next raw chunk read here. See "Inline reads" in
+// runtime/DESIGN.md.
+reader::poll read_shared::next_chunk(chunk& out, std::function<void()>& callback) {
+    for (;;) {
+        bool ring = false;
+        bool read_here = false;
+        buffer buf;
+        std::uint64_t raw = 0;
+        reader::poll result;
+        {
+            std::lock_guard lock(mu);
+            result = take(out, ring);
+            if (result == reader::poll::pending && owner == reading_by::consumer && !inline_busy) {
+                inline_busy = true;
+                read_here = true;
+                raw = next_raw;
+                if (!spare.empty()) {
+                    buf = std::move(spare.back());
+                    spare.pop_back();
+                }
+            } else if (result == reader::poll::pending && callback) {
+                // Registered under the lock the I/O thread publishes under: it
+                // either saw nothing to take here, or will find the callback.
+                on_ready = std::move(callback);
+            }
+        }
+        if (ring) ring_doorbell(doorbell);
+        if (!read_here) return result;
+        if (!read_inline(std::move(buf), raw, callback)) return reader::poll::pending;
+        // Read: take what it formed (with whole_lines perhaps nothing yet,
+        // all of it a line that goes on; then read the next one).
+    }
+}
+
+// Called with inline_busy set by this thread: reading (the former) is ours
+// until mu is taken again. false: the chunk went to the I/O thread, and
+// `callback` is registered.
+bool read_shared::read_inline(buffer buf, std::uint64_t raw, std::function<void()>& callback) {
+    std::size_t filled = 0;
+    cached_read got = cached_read::incomplete;
+    try {
+        if (buf.capacity() == 0) buf = buffer(room + opts.chunk_bytes);
+        buffer_access::place(buf, room, 0);
+        got = read_cached(*this, buf, raw, filled);
+        if (got == cached_read::full || got == cached_read::end) {
+            if (filled > 0) former.form(buf, filled);
+            if (got == cached_read::end) {
+                former.end_of_input();
+                leave_input_at_end();
+            }
+        }
+    } catch (...) {
+        // Memory ran out: the stream ends with that, as on the I/O thread.
+        std::lock_guard lock(mu);
+        inline_busy = false;
+        if (!error && !ended) error = std::current_exception();
+        if (waiters > 0) cv.notify_all();
+        return true;
+    }
+    const bool done = got == cached_read::full || got == cached_read::end;
+    if (done && filled > 0) {
+        inline_raw.store(inline_raw.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    {
+        std::lock_guard lock(mu);
+        inline_busy = false;
+        if (done) {
+            for (chunk& c : former.formed()) ready.push_back(std::move(c));
+            former.formed().clear();
+            // Not made a chunk: empty at the end, or a line that goes on.
+            if (buf.capacity() > 0) spare.push_back(std::move(buf));
+            next_raw = raw + 1;
+            read_inline_since_given = read_inline_since_given || filled > 0;
+            if (got == cached_read::end && !error) ended = true;
+        } else {
+            if (got == cached_read::unsupported) inline_works = false;
+            owner = reading_by::io_thread;
+            passed = handover{std::move(buf), filled, raw, read_inline_since_given};
+            if (callback) on_ready = std::move(callback);
+        }
+        if (waiters > 0) cv.notify_all();
+    }
+    if (!done) ring_doorbell(doorbell);
+    return done;
 }
 
 }  // namespace detail
@@ -717,33 +964,24 @@ reader::reader(int fd, std::string name, reader_options opts)
 reader::~reader() = default;
 
 reader::poll reader::try_next(chunk& out, std::function<void()> on_ready) {
-    bool ring = false;
-    poll result;
-    {
-        std::lock_guard lock(m->mu);
-        result = m->take(out, ring);
-        // Registered under the lock the I/O thread publishes under: it
-        // either saw nothing to take here, or will find the callback.
-        if (result == poll::pending && on_ready) m->on_ready = std::move(on_ready);
-    }
-    if (ring) detail::ring_doorbell(m->doorbell);
-    return result;
+    return m->next_chunk(out, on_ready);
 }
 
 std::optional<chunk> reader::next() {
-    bool ring = false;
     chunk out;
-    poll result;
-    {
+    std::function<void()> none;
+    for (;;) {
+        const poll result = m->next_chunk(out, none);
+        if (result == poll::ready) return out;
+        if (result == poll::end) return std::nullopt;
         std::unique_lock lock(m->mu);
         ++m->waiters;
-        m->cv.wait(lock, [this] { return !m->ready.empty() || m->error || m->ended; });
+        m->cv.wait(lock, [this] {
+            return !m->ready.empty() || m->error || m->ended ||
+                   (m->owner == detail::reading_by::consumer && !m->inline_busy);
+        });
         --m->waiters;
-        result = m->take(out, ring);
     }
-    if (ring) detail::ring_doorbell(m->doorbell);
-    if (result == poll::end) return std::nullopt;
-    return out;
 }
 
 void reader::recycle(chunk&& c) noexcept {
@@ -765,6 +1003,7 @@ void reader::recycle(chunk&& c) noexcept {
 backend reader::used() const noexcept { return m->kind; }
 const std::string& reader::name() const noexcept { return m->name; }
 std::uint64_t reader::bytes_read() const noexcept { return m->handed.load(std::memory_order_relaxed); }
+std::uint64_t reader::inline_chunks() const noexcept { return m->inline_raw.load(std::memory_order_relaxed); }
 
 // ---------------------------------------------------------------------------
 // Writer

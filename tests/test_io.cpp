@@ -9,6 +9,7 @@
 #include <fcntl.h>     // open, O_*
 #include <signal.h>    // signal, SIGPIPE
 #include <stdlib.h>    // setenv, unsetenv
+#include <sys/mman.h>  // mmap, mincore (which pages are cached)
 #include <sys/resource.h>  // setrlimit (RLIMIT_FSIZE)
 #include <sys/stat.h>  // mkdir
 #include <unistd.h>    // pipe, write, read, close, dup, dup2
@@ -218,29 +219,36 @@ TEST_CASE("files of awkward sizes round trip through reader and writer") {
     for (const io::backend b : backends()) {
         for (const unsigned depth : {1u, 4u}) {
             for (const std::size_t size : sizes) {
-                const std::string backend = io::backend_name(b);
-                CAPTURE(backend);
-                CAPTURE(depth);
-                CAPTURE(size);
-                const std::string data = random_bytes(size, size * 31 + depth);
-                put_file(dir.file("in"), data);
-                std::vector<io::chunk> chunks;
-                {
-                    io::reader in(dir.file("in"), {.chunk_bytes = k_chunk, .depth = depth, .io = b});
-                    CHECK(in.used() == b);
-                    CHECK(in.name() == dir.file("in"));
-                    chunks = read_all(in);
-                }
-                CHECK(chunks.size() == (size + k_chunk - 1) / k_chunk);
-                for (std::size_t i = 0; i + 1 < chunks.size(); ++i) CHECK(chunks[i].data.size() == k_chunk);
-                CHECK(text_of(chunks) == data);
+                for (const bool inline_cached : {true, false}) {
+                    const std::string backend = io::backend_name(b);
+                    CAPTURE(backend);
+                    CAPTURE(depth);
+                    CAPTURE(size);
+                    CAPTURE(inline_cached);
+                    const std::string data = random_bytes(size, size * 31 + depth);
+                    put_file(dir.file("in"), data);
+                    std::vector<io::chunk> chunks;
+                    {
+                        io::reader in(dir.file("in"), {.chunk_bytes = k_chunk,
+                                                       .depth = depth,
+                                                       .io = b,
+                                                       .inline_cached = inline_cached});
+                        CHECK(in.used() == b);
+                        CHECK(in.name() == dir.file("in"));
+                        chunks = read_all(in);
+                        if (!inline_cached) CHECK(in.inline_chunks() == 0);
+                    }
+                    CHECK(chunks.size() == (size + k_chunk - 1) / k_chunk);
+                    for (std::size_t i = 0; i + 1 < chunks.size(); ++i) CHECK(chunks[i].data.size() == k_chunk);
+                    CHECK(text_of(chunks) == data);
 
-                io::writer out(dir.file("out"), {.depth = depth, .io = b});
-                CHECK(out.used() == b);
-                for (io::chunk& c : chunks) out.write(std::move(c));
-                out.finish();
-                CHECK(out.bytes_written() == size);
-                CHECK(get_file(dir.file("out")) == data);
+                    io::writer out(dir.file("out"), {.depth = depth, .io = b});
+                    CHECK(out.used() == b);
+                    for (io::chunk& c : chunks) out.write(std::move(c));
+                    out.finish();
+                    CHECK(out.bytes_written() == size);
+                    CHECK(get_file(dir.file("out")) == data);
+                }
             }
         }
     }
@@ -256,11 +264,15 @@ TEST_CASE("a regular file descriptor is read and written from its position") {
         const int fd = ::open(dir.file("in").c_str(), O_RDONLY | O_CLOEXEC);
         REQUIRE(fd >= 0);
         REQUIRE(::lseek(fd, 8, SEEK_SET) == 8);
-        {
-            io::reader in(fd, "in", {.chunk_bytes = k_chunk, .io = b});
-            CHECK(text_of(read_all(in)) == data);  // offsets count from byte 8
+        for (const bool inline_cached : {true, false}) {
+            CAPTURE(inline_cached);
+            REQUIRE(::lseek(fd, 8, SEEK_SET) == 8);
+            {
+                io::reader in(fd, "in", {.chunk_bytes = k_chunk, .io = b, .inline_cached = inline_cached});
+                CHECK(text_of(read_all(in)) == data);  // offsets count from byte 8
+            }
+            CHECK(::lseek(fd, 0, SEEK_CUR) == static_cast<off_t>(8 + data.size()));
         }
-        CHECK(::lseek(fd, 0, SEEK_CUR) == static_cast<off_t>(8 + data.size()));
         ::close(fd);
 
         const int out_fd = ::open(dir.file("out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
@@ -413,8 +425,11 @@ TEST_CASE("whole_lines: every line whole, exactly once, from files and pipes") {
                 CAPTURE(lc.what);
                 const io::reader_options opts{.chunk_bytes = k_chunk, .depth = depth, .whole_lines = true, .io = b};
                 put_file(dir.file("lines"), lc.text);
-                {
-                    io::reader in(dir.file("lines"), opts);
+                for (const bool inline_cached : {true, false}) {
+                    CAPTURE(inline_cached);
+                    io::reader_options file_opts = opts;
+                    file_opts.inline_cached = inline_cached;
+                    io::reader in(dir.file("lines"), file_opts);
                     check_whole_lines(read_all(in), lc.text, k_chunk);
                 }
                 pipe_fds p;
@@ -438,11 +453,261 @@ TEST_CASE("whole_lines with large chunks cut only at newlines") {
     const std::string text = random_lines(scaled(2 << 20, 256 << 10), 40'000, 9);
     put_file(dir.file("lines"), text);
     for (const io::backend b : backends()) {
-        const std::string backend = io::backend_name(b);
-        CAPTURE(backend);
-        io::reader in(dir.file("lines"), {.chunk_bytes = chunk_bytes, .depth = 3, .whole_lines = true, .io = b});
-        std::vector<io::chunk> chunks = read_all(in);
-        check_whole_lines(chunks, text, chunk_bytes);
+        for (const bool inline_cached : {true, false}) {
+            const std::string backend = io::backend_name(b);
+            CAPTURE(backend);
+            CAPTURE(inline_cached);
+            io::reader in(dir.file("lines"), {.chunk_bytes = chunk_bytes,
+                                              .depth = 3,
+                                              .whole_lines = true,
+                                              .io = b,
+                                              .inline_cached = inline_cached});
+            std::vector<io::chunk> chunks = read_all(in);
+            check_whole_lines(chunks, text, chunk_bytes);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// inline reads of cached files
+
+namespace {
+
+/// Every chunk through try_next() and on_ready, the way a pipeline's read
+/// stage takes them, checking sequence numbers and offsets.
+std::vector<io::chunk> read_all_polling(io::reader& in) {
+    std::vector<io::chunk> out;
+    std::counting_semaphore<1024> woken(0);
+    std::uint64_t offset = 0;
+    for (;;) {
+        io::chunk c;
+        const io::reader::poll r = in.try_next(c, [&woken] { woken.release(); });
+        if (r == io::reader::poll::end) break;
+        if (r == io::reader::poll::pending) {
+            woken.acquire();
+            continue;
+        }
+        CHECK(c.sequence == out.size());
+        CHECK(c.offset == offset);
+        offset += c.data.size();
+        out.push_back(std::move(c));
+    }
+    CHECK(in.bytes_read() == offset);
+    return out;
+}
+
+/// Pages holding bytes of [from, to) of the file that are in the page cache.
+std::size_t cached_pages(const std::string& path, std::size_t from, std::size_t to) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    const std::size_t size = static_cast<std::size_t>(::lseek(fd, 0, SEEK_END));
+    void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(map != MAP_FAILED);
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> in_core((size + page - 1) / page);
+    REQUIRE(::mincore(map, size, in_core.data()) == 0);
+    ::munmap(map, size);
+    std::size_t n = 0;
+    for (std::size_t i = from / page; i < (to + page - 1) / page; ++i) n += in_core[i] & 1;
+    return n;
+}
+
+/// Leaves only [from, to) of the file in the page cache: writes it to disk,
+/// drops all of it (a part of a large folio cannot be dropped alone), and
+/// reads the range back without read-ahead. false when the cache does not
+/// obey (tmpfs, say).
+bool cache_only(const std::string& path, std::size_t from, std::size_t to) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    const std::size_t size = static_cast<std::size_t>(::lseek(fd, 0, SEEK_END));
+    bool ok = ::fdatasync(fd) == 0 && ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0 &&
+              ::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) == 0;
+    std::string bytes(to - from, '\0');
+    ok = ok && ::pread(fd, bytes.data(), bytes.size(), static_cast<off_t>(from)) ==
+                   static_cast<ssize_t>(bytes.size());
+    ::close(fd);
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t wanted = (to + page - 1) / page - from / page;
+    return ok && cached_pages(path, from, to) == wanted && cached_pages(path, 0, size) == wanted;
+}
+
+/// Whether this file system lets preadv2(RWF_NOWAIT) read a cached file.
+bool nowait_reads_work(const scratch_dir& dir) {
+    put_file(dir.file("probe"), "cached");
+    io::reader in(dir.file("probe"), {.io = io::backend::psync});
+    (void)read_all(in);
+    if (in.inline_chunks() == 1) return true;
+    MESSAGE("preadv2(RWF_NOWAIT) does not read here: the inline cases are skipped");
+    return false;
+}
+
+constexpr std::size_t k_pieces = 128;  // chunks per file in the eviction cases
+
+}  // namespace
+
+TEST_CASE("a cached file is read entirely on the consumer's thread") {
+    scratch_dir dir;
+    if (!nowait_reads_work(dir)) return;
+    const std::string data = random_bytes(40 * k_chunk + 5, 40);
+    const std::string lines = random_lines(40 * k_chunk, 300, 41);
+    put_file(dir.file("in"), data);
+    put_file(dir.file("lines"), lines);
+    for (const io::backend b : backends()) {
+        for (const bool polling : {false, true}) {
+            const std::string backend = io::backend_name(b);
+            CAPTURE(backend);
+            CAPTURE(polling);
+            {
+                io::reader in(dir.file("in"), {.chunk_bytes = k_chunk, .depth = 2, .io = b});
+                const std::vector<io::chunk> chunks = polling ? read_all_polling(in) : read_all(in);
+                CHECK(text_of(chunks) == data);
+                CHECK(chunks.size() == 41);
+                CHECK(in.inline_chunks() == 41);
+            }
+            {
+                io::reader in(dir.file("lines"), {.chunk_bytes = k_chunk, .depth = 2, .whole_lines = true, .io = b});
+                const std::vector<io::chunk> chunks = polling ? read_all_polling(in) : read_all(in);
+                check_whole_lines(chunks, lines, k_chunk);
+                CHECK(in.inline_chunks() == (lines.size() + k_chunk - 1) / k_chunk);
+            }
+            {
+                io::reader in(dir.file("in"), {.chunk_bytes = k_chunk, .io = b, .inline_cached = false});
+                CHECK(text_of(polling ? read_all_polling(in) : read_all(in)) == data);
+                CHECK(in.inline_chunks() == 0);
+            }
+        }
+    }
+}
+
+TEST_CASE("pages not cached are read by the I/O thread, and the chunks are the same") {
+    // Eviction needs a disk under the temporary directory; on tmpfs the
+    // pages stay and the case says so and passes.
+    scratch_dir dir;
+    if (!nowait_reads_work(dir)) return;
+    const std::string data = random_bytes(k_pieces * k_chunk + 77, 42);
+    const std::string lines = random_lines(k_pieces * k_chunk, 200, 43);
+    for (const io::backend b : backends()) {
+        for (const bool whole_lines : {false, true}) {
+            for (const bool polling : {false, true}) {
+                const std::string backend = io::backend_name(b);
+                CAPTURE(backend);
+                CAPTURE(whole_lines);
+                CAPTURE(polling);
+                const std::string& text = whole_lines ? lines : data;
+                const std::size_t pieces = (text.size() + k_chunk - 1) / k_chunk;
+                put_file(dir.file("in"), text);
+                if (!cache_only(dir.file("in"), 0, 0)) {
+                    MESSAGE("cannot drop pages from the cache here: skipped");
+                    return;
+                }
+                io::reader in(dir.file("in"),
+                              {.chunk_bytes = k_chunk, .depth = 4, .whole_lines = whole_lines, .io = b});
+                const std::vector<io::chunk> chunks = polling ? read_all_polling(in) : read_all(in);
+                if (whole_lines) {
+                    check_whole_lines(chunks, text, k_chunk);
+                } else {
+                    CHECK(text_of(chunks) == text);
+                    CHECK(chunks.size() == pieces);
+                    for (std::size_t i = 0; i + 1 < chunks.size(); ++i) CHECK(chunks[i].data.size() == k_chunk);
+                }
+                CHECK(in.inline_chunks() < pieces);  // the first chunk at least
+            }
+        }
+    }
+}
+
+TEST_CASE("a file cached only in part switches between inline and I/O-thread reads") {
+    scratch_dir dir;
+    if (!nowait_reads_work(dir)) return;
+    const std::string data = random_bytes(k_pieces * k_chunk, 44);
+    const std::string lines = random_lines(k_pieces * k_chunk, 500, 45);
+    const std::size_t half = k_pieces / 2 * k_chunk;
+    put_file(dir.file("in"), data);
+    if (!cache_only(dir.file("in"), 0, 0)) {
+        MESSAGE("cannot drop pages from the cache here: skipped");
+        return;
+    }
+    for (const io::backend b : backends()) {
+        for (const bool whole_lines : {false, true}) {
+            const std::string backend = io::backend_name(b);
+            CAPTURE(backend);
+            CAPTURE(whole_lines);
+            const std::string& text = whole_lines ? lines : data;
+            const std::size_t pieces = (text.size() + k_chunk - 1) / k_chunk;
+            const io::reader_options opts{.chunk_bytes = k_chunk, .depth = 4, .whole_lines = whole_lines, .io = b};
+            {
+                // The first half cached: inline, then the I/O thread.
+                put_file(dir.file("in"), text);
+                REQUIRE(cache_only(dir.file("in"), 0, half));
+                io::reader in(dir.file("in"), opts);
+                const std::vector<io::chunk> chunks = read_all_polling(in);
+                if (whole_lines) {
+                    check_whole_lines(chunks, text, k_chunk);
+                } else {
+                    CHECK(text_of(chunks) == text);
+                    CHECK(chunks.size() == pieces);
+                }
+                CHECK(in.inline_chunks() >= half / k_chunk);
+                CHECK(in.inline_chunks() < pieces);
+            }
+            {
+                // The second half cached: the I/O thread, then inline again.
+                // Its runs (2, 4, 8 ... times depth chunks) end before the
+                // end of the file, so the cached half is found.
+                put_file(dir.file("in"), text);
+                REQUIRE(cache_only(dir.file("in"), half, text.size()));
+                const int fd = ::open(dir.file("in").c_str(), O_RDONLY | O_CLOEXEC);
+                REQUIRE(fd >= 0);
+                {
+                    io::reader in(fd, "half cached", opts);
+                    const std::vector<io::chunk> chunks = read_all(in);
+                    if (whole_lines) {
+                        check_whole_lines(chunks, text, k_chunk);
+                    } else {
+                        CHECK(text_of(chunks) == text);
+                    }
+                    CHECK(in.inline_chunks() > 0);
+                    CHECK(in.inline_chunks() < pieces);
+                }
+                CHECK(::lseek(fd, 0, SEEK_CUR) == static_cast<off_t>(text.size()));
+                ::close(fd);
+            }
+        }
+    }
+}
+
+TEST_CASE("a read error met inline is the I/O thread's error, after the same chunks") {
+    // A descriptor opened for writing only: every read of it fails with
+    // EBADF, inline or not.
+    scratch_dir dir;
+    put_file(dir.file("in"), random_bytes(3 * k_chunk, 46));
+    for (const io::backend b : backends()) {
+        std::string messages[2];
+        for (const bool inline_cached : {true, false}) {
+            const std::string backend = io::backend_name(b);
+            CAPTURE(backend);
+            CAPTURE(inline_cached);
+            const int fd = ::open(dir.file("in").c_str(), O_WRONLY | O_CLOEXEC);
+            REQUIRE(fd >= 0);
+            {
+                io::reader in(fd, "write-only", {.chunk_bytes = k_chunk, .io = b, .inline_cached = inline_cached});
+                try {
+                    (void)in.next();
+                    FAIL("read a write-only descriptor");
+                } catch (const io::io_error& e) {
+                    CHECK(e.code().value() == EBADF);
+                    CHECK(e.file() == "write-only");
+                    CHECK(e.bytes_done() == 0);
+                    messages[inline_cached ? 0 : 1] = e.what();
+                }
+                io::chunk c;
+                CHECK_THROWS_AS(in.try_next(c), io::io_error);  // and keeps failing
+                CHECK(in.inline_chunks() == 0);
+            }
+            ::close(fd);
+        }
+        CHECK(messages[0] == messages[1]);
     }
 }
 

@@ -123,6 +123,15 @@ struct reader_options {
     /// Defaults to default_backend(). (Initialised so that designated
     /// initialisers may leave it out under -Wmissing-field-initializers.)
     std::optional<backend> io = std::nullopt;
+    /// Regular files: try_next() and next() first read the next chunk
+    /// themselves, on the calling thread, with preadv2(RWF_NOWAIT), which
+    /// copies only what the page cache holds and never blocks; what it
+    /// cannot complete (pages not cached, a kernel or file system without
+    /// RWF_NOWAIT) goes to the I/O thread, which reads on from there. Chunks,
+    /// order and errors are the same either way, with either backend (this
+    /// read is a pread whatever `io` says). false: every read is the I/O
+    /// thread's. See "Inline reads" in runtime/DESIGN.md.
+    bool inline_cached = true;
 };
 
 /// Streams a file, a pipe or stdin into chunks, in order.
@@ -162,6 +171,10 @@ public:
     const std::string& name() const noexcept;
     /// Bytes handed to the consumer so far.
     std::uint64_t bytes_read() const noexcept;
+    /// Pieces of the input (chunk_bytes each, the last one shorter) read
+    /// whole on the consumer's thread (reader_options::inline_cached) so far;
+    /// the others were read, or finished, by the I/O thread.
+    std::uint64_t inline_chunks() const noexcept;
 
 private:
     struct state;
