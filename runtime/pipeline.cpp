@@ -44,7 +44,8 @@ constexpr std::uintptr_t k_closed = ~std::uintptr_t{0};
 
 // m_wait bits. See "Waiting".
 constexpr std::uint32_t k_wait_armed = 1u;
-constexpr std::uint32_t k_wait_requests = ((1u << 30) - 1) & ~1u;  // bit 1 + s: stage s resumed from outside
+constexpr std::uint32_t k_wait_requests = ((1u << 29) - 1) & ~1u;  // bit 1 + s: stage s resumed from outside
+constexpr std::uint32_t k_wait_kick = 1u << 29;  // toggled by a push that finds the caller asleep
 constexpr std::uint32_t k_wait_done = 1u << 30;
 constexpr std::uint32_t k_wait_sleeper = 1u << 31;  // help_until's waiter bit
 
@@ -881,6 +882,17 @@ void pipeline_core::push_stage_job(worker& w, unsigned s) noexcept {
     }
     bump(w.counters.spawned);
     notify_after_push(w);
+    // The caller of run_pipeline helps in help_until, and sleeps there on
+    // m_wait, where the runtime's wake-ups for parked workers do not reach
+    // it: without this it would sleep out its timeout while work waits in
+    // our deque. Toggling a bit changes the word, so a caller between
+    // announcing itself and sleeping does not sleep. See "Waiting".
+    // relaxed: a hint; the toggle's release publishes nothing the thief
+    // needs beyond what the deque push already did.
+    if ((m_wait.load(std::memory_order_relaxed) & k_wait_sleeper) != 0) {
+        m_wait.fetch_xor(k_wait_kick, std::memory_order_relaxed);
+        wake_waiters(m_wait);
+    }
 }
 
 bool pipeline_core::dead(const pipeline_token& t) const noexcept {

@@ -727,6 +727,12 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
             if ((v & count_mask) != 0) {
                 const timespec ts{0, k_join_sleep_ns};
                 futex_wait(word, v, &ts);
+                // Awake: withdraw the announcement, so that whoever kicks
+                // sleepers (a pipeline's pushes) does so only while we
+                // sleep. We announce again before sleeping again, and a
+                // finisher that misses the bit finds us awake.
+                // relaxed: no data rides on the bit.
+                word.fetch_and(~waiter_bit, std::memory_order_relaxed);
             }
         }
     }

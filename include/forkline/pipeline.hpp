@@ -221,7 +221,7 @@ private:
 /// Runs the chain on rt's workers and returns when every item has left the
 /// last stage. max_tokens >= 1 (0 is a config_error); the first stage must be
 /// serial (config_error). From a worker of rt it helps instead of blocking.
-/// Between 2 and 29 stages.
+/// Between 2 and 28 stages.
 template <class... Stages>
 pipeline_stats run_pipeline(runtime& rt, std::size_t max_tokens, Stages&&... stages);
 

@@ -322,9 +322,9 @@ consteval bool pipeline_shape_ok() {
     static_assert(sizeof...(Stages) >= 2,
                   "forkline::run_pipeline: a pipeline needs at least two stages: a first one that produces "
                   "items and a last one that consumes them");
-    static_assert(sizeof...(Stages) <= 29, "forkline::run_pipeline: at most 29 stages");
+    static_assert(sizeof...(Stages) <= 28, "forkline::run_pipeline: at most 28 stages");
     static_assert(stages, "forkline::run_pipeline: make each stage with forkline::stage(mode, name, fn)");
-    if constexpr (sizeof...(Stages) >= 2 && sizeof...(Stages) <= 29 && stages) {
+    if constexpr (sizeof...(Stages) >= 2 && sizeof...(Stages) <= 28 && stages) {
         return pipeline_types<stage_callable_t<Stages>...>::ok;
     } else {
         return false;
