@@ -283,7 +283,7 @@ private:
 /// flush) is known only when the next chunk or the end arrives.
 class block_source {
 public:
-    explicit block_source(io::reader& in) : m_in(in), m_window(k_window_bytes) {}
+    explicit block_source(io::reader& in) : m_in(in) {}
 
     raw_block next(forkline::flow_control& fc) {
         for (;;) {
@@ -333,29 +333,31 @@ private:
             return;
         }
         raw_block b;
-        if (!m_window.empty()) {
-            b.window = io::buffer(m_window.size());
-            std::memcpy(b.window.data(), m_window.data(), m_window.size());
-            b.window.resize(m_window.size());
-        }
-        slide_window(c.data.bytes());
+        // The block takes the window as it stands (no copy); a new one is
+        // made from its tail and this chunk, so each block costs one copy of
+        // at most 32 KiB.
+        b.window = std::move(m_window);
+        m_window = next_window(b.window, c.data.bytes());
         b.input = std::move(c);
         if (m_held) m_ready = std::move(*m_held);
         m_held = std::move(b);
     }
 
-    // Keeps the last k_window_bytes of all input so far, whatever the chunks'
-    // sizes (a pipe's may be short).
-    void slide_window(std::span<const char> in) {
+    // The last k_window_bytes of all input so far, from the window before
+    // this chunk and the chunk, whatever the chunks' sizes (a pipe's may be
+    // short).
+    static io::buffer next_window(const io::buffer& before, std::span<const char> in) {
+        io::buffer w(k_window_bytes);
         if (in.size() >= k_window_bytes) {
-            std::memcpy(m_window.data(), in.data() + in.size() - k_window_bytes, k_window_bytes);
-            m_window.resize(k_window_bytes);
-            return;
+            std::memcpy(w.data(), in.data() + in.size() - k_window_bytes, k_window_bytes);
+            w.resize(k_window_bytes);
+            return w;
         }
-        const std::size_t keep = std::min(m_window.size(), k_window_bytes - in.size());
-        std::memmove(m_window.data(), m_window.data() + m_window.size() - keep, keep);
-        std::memcpy(m_window.data() + keep, in.data(), in.size());
-        m_window.resize(keep + in.size());
+        const std::size_t keep = std::min(before.size(), k_window_bytes - in.size());
+        if (keep > 0) std::memcpy(w.data(), before.data() + before.size() - keep, keep);
+        if (!in.empty()) std::memcpy(w.data() + keep, in.data(), in.size());
+        w.resize(keep + in.size());
+        return w;
     }
 
     io::reader& m_in;
