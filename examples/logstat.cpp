@@ -124,29 +124,14 @@ int run(const logstat::options& o) {
 
     std::vector<logstat::count_table*> all;
     for (logstat::worker_table& t : tables) all.push_back(&t.table);
-    const auto ranked = logstat::rank(logstat::merge_tables(all), o.top);
-    if (const int err = logstat::write_ranked(1, ranked); err != 0) {
-        std::fputs(logstat::io_message(k_program, "standard output", "write", err).c_str(), stderr);
-        return 1;
-    }
-    std::fputs(report.message(k_program).c_str(), stderr);
-    return 0;
+    return logstat::finish(std::move(all), o, report, k_program);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     logstat::options o;
-    try {
-        o = logstat::parse_args(argc, argv);
-    } catch (const logstat::usage_error& e) {
-        std::fprintf(stderr, "%s: %s\nTry '%s --help'.\n", k_program, e.what(), k_program);
-        return 2;
-    }
-    if (o.help) {
-        const std::string u = logstat::usage(k_program);
-        return logstat::write_all(1, u.data(), u.size()) == 0 ? 0 : 1;
-    }
+    if (const int status = logstat::start(argc, argv, k_program, &o); status >= 0) return status;
     try {
         return run(o);
     } catch (const forkline::io::io_error& e) {  // the input cannot be opened

@@ -16,6 +16,7 @@
 #include <charconv>     // to_chars, from_chars
 #include <cstddef>      // size_t
 #include <cstdint>      // uint64_t, uint32_t
+#include <cstdio>       // fputs, fprintf (finish, start)
 #include <cstring>      // memchr, memcmp, memcpy, strerror
 #include <memory>       // unique_ptr, make_unique_for_overwrite
 #include <span>         // span
@@ -684,6 +685,40 @@ inline std::string io_message(std::string_view program, std::string_view file, s
     m += std::strerror(err);
     m += '\n';
     return m;
+}
+
+/// The end of a run, the same for every version of the program: merges the
+/// per-worker tables, writes the ranking to stdout and the malformed-line
+/// report to stderr. Returns the exit status (1 when stdout failed, said on
+/// stderr).
+inline int finish(std::vector<count_table*> tables, const options& o, const malformed_report& report,
+                  std::string_view program) {
+    count_table empty;
+    if (tables.empty()) tables.push_back(&empty);
+    const auto ranked = rank(merge_tables(tables), o.top);
+    if (const int err = write_ranked(1, ranked); err != 0) {
+        std::fputs(io_message(program, "standard output", "write", err).c_str(), stderr);
+        return 1;
+    }
+    std::fputs(report.message(program).c_str(), stderr);
+    return 0;
+}
+
+/// The start of main(), the same for every version: parses the command line
+/// into *o. Returns the exit status to leave with at once (a usage error: 2,
+/// --help: 0), or -1 to go on.
+inline int start(int argc, char** argv, const char* program, options* o) {
+    try {
+        *o = parse_args(argc, argv);
+    } catch (const usage_error& e) {
+        std::fprintf(stderr, "%s: %s\nTry '%s --help'.\n", program, e.what(), program);
+        return 2;
+    }
+    if (o->help) {
+        const std::string u = usage(program);
+        return write_all(1, u.data(), u.size()) == 0 ? 0 : 1;
+    }
+    return -1;
 }
 
 }  // namespace logstat

@@ -632,8 +632,12 @@ std::exception_ptr setup_failure(const std::string& name) {
     }
 }
 
-void read_thread(read_shared& s) noexcept {
-    prepare_io_thread("fl-read");
+/// An I/O thread's life: its own driver (and ring), set-up reported to the
+/// constructor waiting for it, then the engine until the stream ends or
+/// fails. The engine (its buffers) goes before the driver (its ring).
+template <class Engine, class Shared>
+void run_io_thread(Shared& s, const char* thread_name) noexcept {
+    prepare_io_thread(thread_name);
     std::unique_ptr<io_driver> driver;
     try {
         driver = make_driver(s.kind, s.doorbell, s.slots);
@@ -642,7 +646,7 @@ void read_thread(read_shared& s) noexcept {
         return;
     }
     report_setup(s, nullptr);
-    std::optional<read_engine> engine;
+    std::optional<Engine> engine;
     try {
         engine.emplace(s, *driver);
         engine->run();
@@ -652,11 +656,12 @@ void read_thread(read_shared& s) noexcept {
         } else {
             std::lock_guard lock(s.mu);
             s.error = std::current_exception();
-            if (s.waiters > 0) s.cv.notify_all();
+            s.cv.notify_all();
         }
     }
-    // The engine (its buffers) goes before the driver (its ring).
 }
+
+void read_thread(read_shared& s) noexcept { run_io_thread<read_engine>(s, "fl-read"); }
 
 void validate(const reader_options& o) {
     if (o.chunk_bytes == 0) throw config_error("forkline::io::reader: chunk_bytes must be at least 1");
@@ -1313,30 +1318,7 @@ private:
     std::size_t m_handled = 0;       // of m_done
 };
 
-void write_thread(write_shared& s) noexcept {
-    prepare_io_thread("fl-write");
-    std::unique_ptr<io_driver> driver;
-    try {
-        driver = make_driver(s.kind, s.doorbell, s.slots);
-    } catch (...) {
-        report_setup(s, setup_failure(s.name));
-        return;
-    }
-    report_setup(s, nullptr);
-    std::optional<write_engine> engine;
-    try {
-        engine.emplace(s, *driver);
-        engine->run();
-    } catch (...) {
-        if (engine) {
-            engine->fail(std::current_exception());
-        } else {
-            std::lock_guard lock(s.mu);
-            s.error = std::current_exception();
-            s.cv.notify_all();
-        }
-    }
-}
+void write_thread(write_shared& s) noexcept { run_io_thread<write_engine>(s, "fl-write"); }
 
 }  // namespace
 

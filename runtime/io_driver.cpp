@@ -14,13 +14,7 @@
 
 #include "forkline/errors.hpp"  // system_failure
 
-#if defined(__SANITIZE_THREAD__)
-#define FORKLINE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FORKLINE_TSAN 1
-#endif
-#endif
+#include "sanitizers.hpp"  // FORKLINE_TSAN
 #if defined(FORKLINE_TSAN)
 #include <sanitizer/tsan_interface.h>  // __tsan_acquire, __tsan_release
 #endif

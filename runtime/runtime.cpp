@@ -26,13 +26,7 @@
 #include "forkline/detail/task_pool.hpp"  // task_pool
 #include "forkline/errors.hpp"            // runtime_stopped
 
-#if defined(__SANITIZE_THREAD__)
-#define FORKLINE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FORKLINE_TSAN 1
-#endif
-#endif
+#include "sanitizers.hpp"  // FORKLINE_TSAN
 
 namespace forkline {
 namespace detail {
