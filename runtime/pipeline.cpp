@@ -314,6 +314,16 @@ bool pipeline_core::offer(pipeline_stage_state& st, pipeline_token* t) noexcept 
 }
 
 // H2. The runner takes everything offered so far.
+bool pipeline_core::refill_or_release(pipeline_stage_state& st) noexcept {
+    if (has_offers(st)) {
+        take_inbox(st);
+        return false;
+    }
+    std::uintptr_t expected = k_busy;
+    // release: as in hand_on (H4). Fails when an offer came meanwhile.
+    return st.inbox.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed);
+}
+
 void pipeline_core::take_inbox(pipeline_stage_state& st) noexcept {
     // acquire: pairs with the release of every offer() in the list.
     pipeline_token* list = token_of(st.inbox.exchange(k_busy, std::memory_order_acquire));
@@ -407,16 +417,7 @@ pipeline_token* pipeline_core::serial_step(worker& w, pipeline_stage_state& st, 
     for (;;) {
         pipeline_token* x = head(st);
         if (x == nullptr) {
-            if (has_offers(st)) {
-                take_inbox(st);
-                continue;
-            }
-            std::uintptr_t expected = k_busy;
-            // release: as in hand_on (H4).
-            if (st.inbox.compare_exchange_strong(expected, 0, std::memory_order_release,
-                                                 std::memory_order_relaxed)) {
-                return nullptr;
-            }
+            if (refill_or_release(st)) return nullptr;
             continue;
         }
         if (dead(*x)) {
@@ -565,17 +566,9 @@ pipeline_token* pipeline_core::source_step(worker& w, bool& holding) noexcept {
         }
         pipeline_token* t = st.fifo_head;
         if (t == nullptr) {  // every token is in flight: wait for one to come back
-            if (has_offers(st)) {
-                take_inbox(st);
-                continue;
-            }
-            std::uintptr_t expected = k_busy;
-            // release: as in hand_on (H4); the next token returned (C1) makes
-            // its returner the source's runner.
-            if (st.inbox.compare_exchange_strong(expected, 0, std::memory_order_release,
-                                                 std::memory_order_relaxed)) {
-                return nullptr;
-            }
+            // Released: the next token returned (C1) makes its returner the
+            // source's runner.
+            if (refill_or_release(st)) return nullptr;
             continue;
         }
         t->sequence = st.next_sequence;

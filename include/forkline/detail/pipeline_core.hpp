@@ -182,6 +182,9 @@ private:
 
     bool offer(pipeline_stage_state& st, pipeline_token* t) noexcept;
     void take_inbox(pipeline_stage_state& st) noexcept;
+    /// A runner with no item to take: takes new offers (false), or gives up
+    /// the stage's busy bit when there are none (true).
+    bool refill_or_release(pipeline_stage_state& st) noexcept;
     void place(pipeline_stage_state& st, pipeline_token* t) noexcept;
     pipeline_token* head(pipeline_stage_state& st) noexcept;
     void consume_head(pipeline_stage_state& st) noexcept;
