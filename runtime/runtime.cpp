@@ -435,7 +435,9 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
             }
             if (should_exit() || !back_off(round)) break;
         }
-        bump(h.w.counters.idle_ns, now_ns() - t0);
+        const std::uint64_t searched = now_ns() - t0;
+        bump(h.w.counters.idle_ns, searched);
+        bump(found != nullptr ? h.w.counters.search_ns : h.w.counters.failed_search_ns, searched);
         if (found != nullptr) {
             if (injected) {
                 run_injected(h, found);
@@ -541,6 +543,8 @@ void runtime_core::park(worker_home& h) noexcept {
     }
     bump(h.w.counters.parks);
     const std::uint64_t t0 = now_ns();
+    // relaxed: a statistic; stats() tolerates a snapshot a sleep off.
+    h.w.counters.parked_since.store(t0, std::memory_order_relaxed);
     // P5: sleep unless the epoch moved since P2.
     futex_wait(m_epoch, epoch);
     // P6: take over the wake token. acq_rel, an RMW: it reads the last
@@ -550,7 +554,10 @@ void runtime_core::park(worker_home& h) noexcept {
     m_idle.sleepers.fetch_sub(1, std::memory_order_seq_cst);
     m_waking.exchange(0, std::memory_order_acq_rel);
     bump(h.w.counters.wakeups);
-    bump(h.w.counters.idle_ns, now_ns() - t0);
+    const std::uint64_t slept = now_ns() - t0;
+    bump(h.w.counters.idle_ns, slept);
+    bump(h.w.counters.parked_ns, slept);
+    h.w.counters.parked_since.store(0, std::memory_order_relaxed);  // relaxed: as above
 }
 
 void runtime_core::wake_one() noexcept {
@@ -651,6 +658,7 @@ void wake_one_sleeper(worker& w) noexcept { w.core->wake_one(); }
 
 // See "Affinity mailboxes" in DESIGN.md.
 bool post_to_worker(worker& w, unsigned target, job* j) noexcept {
+    if (w.measure != nullptr) return false;  // measuring: the caller runs j in order
     runtime_core& c = *w.core;
     worker& t = c.m_homes[target]->w;
     job* expected = nullptr;
@@ -674,6 +682,8 @@ void join_stolen(worker& w, join_job& j) noexcept {
     runtime_core& c = *w.core;
     worker_home& h = *c.m_homes[w.index];
     unsigned idle_rounds = 0;
+    // Time with nothing to run goes to join_wait_ns; time in jobs run meanwhile does not.
+    std::uint64_t waiting_since = now_ns();
     // acquire: pairs with the thief's exchange to k_done.
     while (j.state.load(std::memory_order_acquire) != k_done) {
         // Leapfrogging: the thief's deque holds the pieces of our job.
@@ -683,7 +693,9 @@ void join_stolen(worker& w, join_job& j) noexcept {
         if (found == nullptr && thief < c.m_homes.size() && thief != w.index) found = c.steal_from(h, thief);
         if (found == nullptr) found = c.steal_round(h);
         if (found != nullptr) {
+            bump(w.counters.join_wait_ns, now_ns() - waiting_since);
             run_job(w, found);
+            waiting_since = now_ns();
             idle_rounds = 0;
             continue;
         }
@@ -699,6 +711,7 @@ void join_stolen(worker& w, join_job& j) noexcept {
             }
         }
     }
+    bump(w.counters.join_wait_ns, now_ns() - waiting_since);
 }
 
 void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
@@ -706,13 +719,16 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
     runtime_core& c = *w.core;
     worker_home& h = *c.m_homes[w.index];
     unsigned idle_rounds = 0;
+    std::uint64_t waiting_since = now_ns();  // as in join_stolen
     // acquire: pairs with each finishing task's release.
     while ((word.load(std::memory_order_acquire) & count_mask) != 0) {
         job* found = take_mail(w);
         if (found == nullptr && w.deque.bottom() > base) found = w.deque.pop();
         if (found == nullptr) found = c.steal_round(h);
         if (found != nullptr) {
+            bump(w.counters.join_wait_ns, now_ns() - waiting_since);
             run_job(w, found);
+            waiting_since = now_ns();
             idle_rounds = 0;
             continue;
         }
@@ -730,6 +746,7 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
             }
         }
     }
+    bump(w.counters.join_wait_ns, now_ns() - waiting_since);
 }
 
 void wait_word_zero(std::atomic<std::uint32_t>& word, std::uint32_t count_mask,
@@ -804,6 +821,21 @@ std::vector<worker_stats> runtime::stats() const {
         s.parks = c.parks.load(std::memory_order_relaxed);
         s.wakeups = c.wakeups.load(std::memory_order_relaxed);
         s.idle_ns = c.idle_ns.load(std::memory_order_relaxed);
+        s.search_ns = c.search_ns.load(std::memory_order_relaxed);
+        s.failed_search_ns = c.failed_search_ns.load(std::memory_order_relaxed);
+        s.parked_ns = c.parked_ns.load(std::memory_order_relaxed);
+        // A sleep still going on counts up to now, so that the difference of
+        // two snapshots is the time parked between them. A wake between the
+        // two loads can put the snapshot one sleep off; a probe takes its
+        // snapshots with the workers asleep or busy, not waking.
+        if (const std::uint64_t since = c.parked_since.load(std::memory_order_relaxed); since != 0) {
+            const std::uint64_t now = detail::now_ns();
+            if (now > since) {
+                s.parked_ns += now - since;
+                s.idle_ns += now - since;
+            }
+        }
+        s.join_wait_ns = c.join_wait_ns.load(std::memory_order_relaxed);
         s.injected = c.injected.load(std::memory_order_relaxed);
         out.push_back(s);
     }

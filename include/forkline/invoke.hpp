@@ -15,7 +15,8 @@
 #include <type_traits>  // remove_reference_t
 #include <utility>      // forward
 
-#include "forkline/detail/worker.hpp"  // worker, join_job, notify_after_push
+#include "forkline/detail/measure.hpp"  // measured_invoke (measuring mode only)
+#include "forkline/detail/worker.hpp"   // worker, join_job, notify_after_push
 #include "forkline/runtime.hpp"        // default_runtime
 
 namespace forkline {
@@ -50,6 +51,10 @@ template <class F, class G>
 __attribute__((always_inline)) inline void invoke_on_worker(worker& w, F& f, G& g) {
     fork_job<G> jg(g);
     if (!w.deque.push(&jg)) {  // deque full: no one can steal, run both here
+        if (w.measure != nullptr) [[unlikely]] {
+            measured_invoke(*w.measure, f, g);
+            return;
+        }
         f();
         g();
         return;

@@ -54,7 +54,11 @@ struct worker_stats {
     std::uint64_t failed_steals = 0;
     std::uint64_t parks = 0;
     std::uint64_t wakeups = 0;
-    std::uint64_t idle_ns = 0;
+    std::uint64_t idle_ns = 0;           ///< search_ns + failed_search_ns + parked_ns
+    std::uint64_t search_ns = 0;         ///< looking for work, searches that found some
+    std::uint64_t failed_search_ns = 0;  ///< looking for work, searches that ended in a park
+    std::uint64_t parked_ns = 0;         ///< asleep
+    std::uint64_t join_wait_ns = 0;      ///< joins and group waits with nothing found to run
     std::uint64_t injected = 0;
 };
 

@@ -19,6 +19,7 @@
 #include <type_traits>  // decay_t
 #include <utility>      // forward
 
+#include "forkline/detail/measure.hpp"    // measured_spawn, measured_sync (measuring mode)
 #include "forkline/detail/task_pool.hpp"  // task_pool
 #include "forkline/detail/worker.hpp"     // worker, job, help_until
 #include "forkline/runtime.hpp"           // default_runtime
@@ -127,8 +128,12 @@ private:
         }
     }
 
-    static void push_or_run(detail::worker& w, detail::job* j) {
+    void push_or_run(detail::worker& w, detail::job* j) {
         if (!w.deque.push(j)) {  // full: nobody could steal it anyway
+            if (w.measure != nullptr) [[unlikely]] {
+                detail::measured_spawn(w, j, this);
+                return;
+            }
             detail::run_job(w, j);
             return;
         }
@@ -152,6 +157,9 @@ private:
     static constexpr std::uint32_t k_count_mask = k_waiter_bit - 1;
 
     void wait_quietly() noexcept {
+        if (m_owner != nullptr && m_owner->measure != nullptr) [[unlikely]] {
+            detail::measured_sync(*m_owner, this);
+        }
         // acquire: pairs with the release of each task's finish_one().
         if ((m_word.load(std::memory_order_acquire) & k_count_mask) != 0) {
             detail::worker* w = detail::current_worker();

@@ -161,6 +161,16 @@ public:
     /// Index of the oldest item not yet taken. Items below it were taken by
     /// thieves (or popped as the last item); lazy splitting reads it to learn
     /// whether the half it pushed has been stolen.
+    /// For the stand-in worker of a measuring scope, built with capacity -1:
+    /// bottom one below top, so every push fails (b - t = -1 > mask = -2)
+    /// and lazy splitting sees every half it left behind as stolen (top >=
+    /// the mark bottom() + 1), so loops split down to their chunk, as they
+    /// do when thieves are hungry. See "Work and span" in runtime/DESIGN.md.
+    void make_measuring_stand_in() noexcept {
+        // relaxed: only the measuring thread ever looks at this deque.
+        m_storage.m_bottom.store(m_storage.m_top.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    }
+
     std::int64_t top_relaxed() const noexcept {
         // relaxed: a hint; a stale value only delays one split.
         return m_storage.m_top.load(std::memory_order_relaxed);

@@ -359,7 +359,8 @@ template <class... Stages>
 pipeline_stats run_pipeline(std::size_t max_tokens, Stages&&... stages) {
     if constexpr (detail::pipeline_shape_ok<Stages...>()) {
         detail::check_max_tokens(max_tokens);
-        if (detail::current_worker() != nullptr) {
+        // A measuring scope's stand-in worker has no runtime: use the default one.
+        if (const detail::worker* w = detail::current_worker(); w != nullptr && w->measure == nullptr) {
             return detail::run_on_worker(max_tokens, std::forward<Stages>(stages)...);
         }
         return run_pipeline(default_runtime(), max_tokens, std::forward<Stages>(stages)...);

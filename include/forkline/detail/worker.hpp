@@ -15,6 +15,7 @@ namespace forkline::detail {
 
 class runtime_core;
 class task_pool;
+struct measure_context;
 
 /// Shared idle bookkeeping of one runtime. See "Parking protocol" in DESIGN.md.
 struct alignas(k_cache_line) idle_control {
@@ -36,7 +37,14 @@ struct alignas(k_cache_line) worker_counters {
     std::atomic<std::uint64_t> failed_steals{0}; ///< attempts that found nothing or lost a race
     std::atomic<std::uint64_t> parks{0};         ///< times the worker went to sleep
     std::atomic<std::uint64_t> wakeups{0};       ///< times it was woken from sleep
-    std::atomic<std::uint64_t> idle_ns{0};       ///< time spent looking for work or parked
+    std::atomic<std::uint64_t> idle_ns{0};       ///< time spent looking for work or parked (the three below)
+    std::atomic<std::uint64_t> search_ns{0};     ///< looking for work, when the search found some
+    std::atomic<std::uint64_t> failed_search_ns{0};  ///< looking for work, when it ended in a park
+    std::atomic<std::uint64_t> parked_ns{0};     ///< asleep, completed sleeps
+    /// now_ns() when the current sleep began, 0 when awake: lets a snapshot
+    /// count a sleep still going on (runtime::stats()).
+    std::atomic<std::uint64_t> parked_since{0};
+    std::atomic<std::uint64_t> join_wait_ns{0};  ///< in a join or group wait with nothing found to run
     std::atomic<std::uint64_t> injected{0};      ///< jobs this worker took from the injection queue
 };
 
@@ -54,6 +62,9 @@ struct worker {
     task_pool* pool = nullptr;     // slots for task_group jobs
     unsigned index = 0;
     unsigned peers = 1;            // workers in this runtime, for automatic grain
+    // Set only on the stand-in worker of a measuring_scope; read only where
+    // a push failed. See "Work and span" in runtime/DESIGN.md.
+    measure_context* measure = nullptr;
     worker_counters counters;
     // A job meant for this worker only (affinity). written by: posters (CAS
     // from null), the owner (exchange to null); read by: the owner, parkers' scan.

@@ -1,0 +1,139 @@
+// bench/serialfrac/serialfrac.cpp: forkline-serialfrac, a program whose
+// Amdahl serial fraction is known because it is a flag: the yardstick for
+// forkline-probe's external-command mode.
+//
+//   forkline-serialfrac --serial S [--units U] [--phases K]
+//   forkline-probe --workers 1,2 --reps 7 -- forkline-serialfrac --serial 0.2
+//
+// The run is U units of pure ALU work (a fixed-length dependent chain of
+// xorshift and multiply-add steps in registers: no memory traffic, so no
+// worker count changes a unit's cost). round(S U) of them run on one
+// thread; the rest are split over the runtime's workers (FORKLINE_WORKERS,
+// read by the runtime itself) in exactly equal static blocks, one per
+// worker, by parallel_for with static_affinity. The work alternates: K
+// phases, each a serial piece then a parallel piece, so the serial part is
+// not one lump at the start that a warm CPU would treat differently.
+//
+// With P workers the run takes T1 (S + (1 - S) / P) plus start-up and one
+// wake-up per phase, so Amdahl's fit of the times recovers S. The output is
+// a checksum of every unit's value (it cannot be optimised away, and it is
+// the same for every S and P at a given U), and the time the work took.
+// Exit status 0; 1 when the runtime cannot start; 2 for a bad command line.
+#include <forkline/affinity.hpp>      // static_affinity
+#include <forkline/parallel_for.hpp>  // parallel_for
+#include <forkline/runtime.hpp>       // runtime
+
+#include <chrono>     // steady_clock
+#include <cmath>      // llround
+#include <cstddef>    // size_t
+#include <cstdint>    // uint64_t
+#include <cstdio>     // printf, fprintf
+#include <cstdlib>    // strtod, strtoull
+#include <cstring>    // strcmp
+#include <exception>  // exception
+#include <utility>    // pair
+#include <vector>     // vector
+
+namespace {
+
+/// Steps per unit: about 110 us on the 2-core test machine (a Xeon KVM
+/// guest), so that a phase's wake-up (tens of microseconds) is small beside
+/// any piece of work.
+constexpr std::uint64_t k_steps_per_unit = 1U << 16;
+/// One run at 1 worker takes about 1.5 s on that machine.
+constexpr std::size_t k_default_units = 14000;
+constexpr unsigned k_default_phases = 4;
+
+/// One unit: a dependent chain in registers, seeded by the unit's index.
+/// noinline so that every call site runs the same code at the same cost.
+[[gnu::noinline]] std::uint64_t unit_of_work(std::uint64_t index) {
+    std::uint64_t x = (index + 1) * 0x9e3779b97f4a7c15ULL;  // never 0: xorshift would stay 0
+    std::uint64_t acc = index;
+    for (std::uint64_t i = 0; i < k_steps_per_unit; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        acc = acc * 0x100000001b3ULL + x;
+    }
+    return acc;
+}
+
+void usage(std::FILE* to) {
+    std::fprintf(to,
+                 "usage: forkline-serialfrac --serial S [--units U] [--phases K]\n"
+                 "  S: the share of the U units (default %zu) that runs on one thread, 0 to 1;\n"
+                 "  the rest is split evenly over FORKLINE_WORKERS workers, in K (default %u)\n"
+                 "  alternating serial and parallel phases.\n",
+                 k_default_units, k_default_phases);
+}
+
+/// [lo, hi) of piece `i` of `n` pieces of [0, total).
+std::pair<std::size_t, std::size_t> piece(std::size_t total, unsigned i, unsigned n) {
+    return forkline::affinity_block(std::size_t{0}, total, i, n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    double serial = -1;
+    std::size_t units = k_default_units;
+    unsigned phases = k_default_phases;
+    for (int i = 1; i < argc; ++i) {
+        const bool has_value = i + 1 < argc;
+        char* end = nullptr;
+        if (std::strcmp(argv[i], "--serial") == 0 && has_value) {
+            serial = std::strtod(argv[++i], &end);
+        } else if (std::strcmp(argv[i], "--units") == 0 && has_value) {
+            units = std::strtoull(argv[++i], &end, 10);
+        } else if (std::strcmp(argv[i], "--phases") == 0 && has_value) {
+            phases = static_cast<unsigned>(std::strtoul(argv[++i], &end, 10));
+        } else if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+        if (end == nullptr || *end != '\0' || end == argv[i]) {
+            std::fprintf(stderr, "forkline-serialfrac: %s %s is not a number\n", argv[i - 1], argv[i]);
+            return 2;
+        }
+    }
+    if (!(serial >= 0 && serial <= 1) || units == 0 || phases == 0 || phases > units) {
+        std::fprintf(stderr, "forkline-serialfrac: need --serial in [0, 1], --units >= 1, 1 <= --phases <= units\n");
+        usage(stderr);
+        return 2;
+    }
+
+    const auto serial_units = static_cast<std::size_t>(std::llround(serial * static_cast<double>(units)));
+    const std::size_t parallel_units = units - serial_units;
+    // Serial units take indices [0, serial_units), parallel ones the rest,
+    // so the checksum covers [0, units) whatever the split.
+    std::vector<std::uint64_t> value(units);
+    try {
+        forkline::runtime rt;  // FORKLINE_WORKERS and FORKLINE_PLACES apply
+        const auto start = std::chrono::steady_clock::now();
+        rt.run([&] {
+            for (unsigned p = 0; p < phases; ++p) {
+                const auto [s_lo, s_hi] = piece(serial_units, p, phases);
+                for (std::size_t k = s_lo; k < s_hi; ++k) value[k] = unit_of_work(k);
+                const auto [p_lo, p_hi] = piece(parallel_units, p, phases);
+                // Worker i gets affinity_block(p_lo, p_hi, i, P): equal blocks,
+                // one per worker, the caller (worker 0 here) taking its own.
+                forkline::parallel_for(
+                    serial_units + p_lo, serial_units + p_hi,
+                    [&value](std::size_t k) { value[k] = unit_of_work(k); }, forkline::static_affinity);
+            }
+        });
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::uint64_t checksum = 0;
+        for (const std::uint64_t v : value) checksum += v;
+        std::printf("serial %.4f (%zu of %zu units) workers %u phases %u checksum %016llx work_s %.6f\n",
+                    static_cast<double>(serial_units) / static_cast<double>(units), serial_units, units,
+                    rt.worker_count(), phases, static_cast<unsigned long long>(checksum), elapsed);
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "forkline-serialfrac: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,223 @@
+// forkline/probe.hpp: measure how a workload scales on this host, and why it
+// stops scaling where it does.
+//
+//   forkline::probe::options o;                     // workers 1..P, repeated until stable
+//   auto r = forkline::probe::scaling("fib", [](forkline::runtime& rt) {
+//       rt.run([] { fib(30); });
+//   }, o);
+//   // r.points[i].median_s, r.amdahl.serial_fraction, r.usl.peak_workers, r.limit
+//
+//   auto ws = forkline::probe::measure_work_span([] { fib(25); });
+//   // ws.parallelism = work / span of the fork-join graph fib(25) builds
+//
+// The same result structure comes out of forkline-probe's external-command
+// mode (tools/), so a user's own program is measured the same way.
+// See "Probe" in runtime/DESIGN.md.
+#pragma once
+
+#include <cstdint>      // uint64_t
+#include <functional>   // function (per repetition, never per task)
+#include <iosfwd>       // ostream
+#include <optional>     // optional
+#include <span>         // span
+#include <string>       // string
+#include <string_view>  // string_view
+#include <vector>       // vector
+
+#include "forkline/detail/measure.hpp"  // measuring_scope
+#include "forkline/pipeline.hpp"        // pipeline_stats, stage_mode
+#include "forkline/runtime.hpp"         // runtime, worker_stats
+#include "forkline/scaling.hpp"         // scaling_sample, amdahl_fit, usl_fit
+#include "forkline/topology.hpp"        // topology, placement_policy
+
+namespace forkline::probe {
+
+/// Where the workers' time went during the timed repetitions of one point,
+/// as shares of workers x wall time (they add up to 1 within rounding).
+struct time_shares {
+    double working = 0;       ///< running tasks (including waits the counters cannot see)
+    double stealing = 0;      ///< searching for work, search ended with a job
+    double failed_search = 0; ///< searching, search ended with nothing (then parking)
+    double parked = 0;        ///< asleep with nothing to do
+    double join_waiting = 0;  ///< in a join or task_group::wait, nothing found to help with
+};
+
+/// One worker count's measurements.
+struct point {
+    unsigned workers = 0;
+    std::vector<double> seconds;  ///< every timed repetition, in the order run
+    double median_s = 0;
+    double min_s = 0;
+    double max_s = 0;
+    /// (q3 - q1) / median of `seconds`: the stability test for stopping.
+    double spread = 0;
+    double speedup = 0;     ///< 1-worker median / this median; NaN without a 1-worker point
+    double efficiency = 0;  ///< speedup / workers
+    double karp_flatt = 0;  ///< NaN at 1 worker and without a 1-worker point
+    /// In-process runs: from the runtime's counters (runtime::stats()).
+    std::optional<time_shares> shares;
+    /// Working time (workers x wall x shares.working) over the 1-worker
+    /// point's: above 1 when each piece of work gets slower as workers are
+    /// added (memory bandwidth, shared caches, contention). NaN when unknown.
+    double work_inflation = 0;
+    /// External-command runs: medians of the child's rusage. NaN / -1 in-process.
+    double user_s = 0;
+    double sys_s = 0;
+    long peak_rss_kb = -1;
+};
+
+/// Work and span of a fork-join computation (see measure_work_span).
+struct work_span {
+    double work_s = 0;             ///< all strands' time, as if run by one worker
+    double span_s = 0;             ///< the critical path
+    double burdened_span_s = 0;    ///< span with burden_s added at every spawn on the path
+    double burden_s = 0;           ///< per-steal cost used
+    double parallelism = 0;        ///< work / span: no schedule can do better
+    double burdened_parallelism = 0;  ///< work / burdened span: what to expect with steal costs
+    std::uint64_t spawns = 0;      ///< invoke pairs and task_group spawns recorded
+    /// Time the measuring thread was not running (preempted), found at the
+    /// end of strands over 50 us and taken out of them: strands are timed by
+    /// the clock, and one preempted strand would otherwise set the span.
+    double preempted_s = 0;
+    unsigned nominal_workers = 0;  ///< worker count loops split for
+};
+
+/// A pipeline's serial stages bound its speedup: with serial stages taking a
+/// share s of all stage time, no worker count beats 1/s (the busiest serial
+/// stage bounds throughput on its own: total busy / its busy).
+struct pipeline_bound {
+    struct stage {
+        std::string name;
+        stage_mode mode = stage_mode::parallel;
+        double busy_s = 0;
+        double share = 0;  ///< of all stages' busy time
+    };
+    std::vector<stage> stages;
+    std::string bottleneck;  ///< the serial stage with the most busy time ("" if none)
+    double serial_share = 0; ///< all serial stages' share
+    double bound = 0;        ///< total busy / the bottleneck's busy (infinity without serial stages)
+};
+pipeline_bound bound_of(const pipeline_stats& stats);
+
+/// What limits a curve, decided by analyse(). See "Probe" in runtime/DESIGN.md.
+enum class limit {
+    unknown,          ///< one point, or nothing to decide on
+    scales,           ///< efficiency at the largest count >= 0.9
+    parallelism,      ///< speedup near the measured (burdened) parallelism
+    serial_stage,     ///< a pipeline at its serial-stage bound
+    overhead,         ///< workers busy searching, failing to steal, waiting in joins
+    bandwidth,        ///< workers busy, but each piece of work slower: memory or shared caches
+    serial_fraction,  ///< external runs: Amdahl's s explains the curve, no counters to say more
+    failed,           ///< the workload failed; no fit
+};
+const char* to_string(limit l) noexcept;
+
+/// The outcome of probing one workload.
+struct result {
+    std::string name;
+    std::string command;  ///< external mode: the command line as given
+    std::vector<point> points;
+    amdahl_fit amdahl;
+    usl_fit usl;
+    std::optional<work_span> graph;
+    std::optional<pipeline_bound> pipeline;
+    limit verdict = limit::unknown;
+    std::string why;    ///< one or two sentences with the numbers behind the verdict
+    std::string error;  ///< set when the workload failed (verdict failed)
+};
+
+/// A progress report after every repetition (the tool prints a line from it).
+struct progress {
+    std::string_view name;
+    unsigned workers = 0;
+    unsigned repetition = 0;  ///< 0 for a warm-up
+    double seconds = 0;
+};
+
+struct options {
+    /// Worker counts to measure; empty: default_worker_counts(discover()).
+    std::vector<unsigned> workers;
+    unsigned warmup = 1;      ///< untimed runs at each count first
+    unsigned min_reps = 3;
+    unsigned max_reps = 10;
+    /// Stop repeating a count once its spread is at most this (after min_reps).
+    double target_spread = 0.05;
+    /// Stop repeating a count after this much time on it (after min_reps).
+    double max_point_seconds = 30;
+    placement_policy policy = placement_policy::compact;
+    bool use_smt = false;
+    /// Called after each repetition; may be empty.
+    std::function<void(const progress&)> on_progress;
+};
+
+/// 1, 2, ... up to 8, then P/4, P/2, 3P/4 where above 8, and always P =
+/// the cores this process may use; each NUMA node boundary (the cores of the
+/// first k nodes) as an extra point; with SMT and use_smt also the PU count
+/// (scaling() places workers beyond P on SMT siblings). Sorted, no duplicates.
+std::vector<unsigned> default_worker_counts(const topology& topo, bool use_smt = false);
+
+/// "1,2,4", "1-8", "1-16:2" (start-end:step) and mixes of them. Sorted, no
+/// duplicates. Throws config_error naming the part it cannot read.
+std::vector<unsigned> parse_worker_counts(std::string_view text);
+
+/// Runs `repetition(rt)` on a runtime of each worker count, pinned as
+/// `o.policy` says, warm-ups first, then rounds over the counts (one
+/// repetition of every count still short of its stop rule per round, so slow
+/// drifts of the host hit every count alike), and fits the curve. An
+/// exception from `repetition` stops the probe: the result has verdict
+/// `failed`, `error` set, and no fit.
+result scaling(std::string name, const std::function<void(runtime&)>& repetition, const options& o = {});
+
+/// Fills median_s, min_s, max_s and spread from p.seconds.
+void summarise(point& p);
+
+/// Fills speedup, efficiency, Karp-Flatt, work inflation, the fits and the
+/// verdict from `r.points` (and r.graph / r.pipeline when set). scaling()
+/// calls it; the external mode calls it on its own points.
+void analyse(result& r);
+
+/// How a work/span measurement is made.
+struct work_span_options {
+    /// Loops split as for this many workers (parallel_for's grain depends on
+    /// it); 0: the cores this process may use.
+    unsigned nominal_workers = 0;
+    /// Added per spawn on the burdened path; negative: measure_steal_cost().
+    double burden_s = -1;
+};
+
+/// Runs fn() once on the calling thread in measuring mode: invoke, task_group,
+/// parallel_for/reduce/sort run their pieces one after another in program
+/// order, and a clock read at every fork and join gives each strand's time,
+/// so that work (the sum) and span (the longest chain of dependent strands)
+/// come out. Work is measured, not counted: it includes the measuring.
+/// fn must use the fork-join API directly: runtime::run() or a pipeline
+/// inside runs on that runtime's workers unmeasured, as one strand.
+/// Throws config_error when called from a worker thread.
+template <class F>
+work_span measure_work_span(F&& fn, const work_span_options& o = {}) {
+    detail::measuring_scope scope(o.nominal_workers, o.burden_s);
+    fn();
+    return scope.finish();
+}
+
+/// The cost of one steal as seen by the joiner on this host: a 2-worker
+/// runtime pushes a job that the other worker takes, runs and completes
+/// while the pusher waits; the median over many rounds, in seconds. 0 on a
+/// host with one usable core.
+double measure_steal_cost();
+
+/// Writes the results as one JSON document: {"host": {...}, "workloads":
+/// [{"name", "points": [{"workers", "median_s", "min_s", "max_s", "reps",
+/// "spread", "speedup", "efficiency", "karp_flatt", "shares"?, ...}],
+/// "amdahl": {"serial_fraction", "ci_low", "ci_high", "max_speedup",
+/// "status", "note"}, "usl": {"alpha", "beta", "gamma", "peak_workers"
+/// (null without a peak), "max_speedup", "status", "note"}, "karp_flatt":
+/// [...], "work_span"?, "pipeline"?, "verdict", "why", "error"?}]}. NaN and
+/// infinity are written as null.
+void write_json(std::ostream& out, std::span<const result> results);
+/// One row per (workload, worker count): name,workers,median_s,min_s,max_s,
+/// reps,spread,speedup,efficiency,karp_flatt,working,stealing,failed_search,
+/// parked,join_waiting,user_s,sys_s,peak_rss_kb. Empty cells for unknowns.
+void write_csv(std::ostream& out, std::span<const result> results);
+
+}  // namespace forkline::probe

@@ -1,0 +1,434 @@
+// runtime/probe.cpp: scaling curves measured in process, the verdict on what
+// limits them, and the per-steal cost. See "Probe" in runtime/DESIGN.md.
+#include "forkline/probe.hpp"
+
+#include <algorithm>  // sort, unique, max, min
+#include <atomic>     // atomic
+#include <charconv>   // from_chars
+#include <chrono>     // steady_clock
+#include <cmath>      // isfinite, sqrt, NAN
+#include <cstdio>     // snprintf
+#include <limits>     // numeric_limits
+#include <map>        // map (per-count state)
+#include <mutex>      // once_flag
+#include <string>     // string
+
+#include "forkline/errors.hpp"  // config_error
+#include "forkline/invoke.hpp"  // invoke (steal cost)
+
+namespace forkline::probe {
+
+namespace {
+
+constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
+constexpr double k_inf = std::numeric_limits<double>::infinity();
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Linearly interpolated quantile of sorted values, q in [0, 1].
+double quantile(const std::vector<double>& sorted, double q) {
+    if (sorted.empty()) return k_nan;
+    const double pos = q * static_cast<double>(sorted.size() - 1);
+    const auto lo = static_cast<std::size_t>(pos);
+    const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
+    const double frac = pos - static_cast<double>(lo);
+    return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
+}
+
+std::string fmt(const char* format, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, format, v);
+    return buf;
+}
+
+/// Counter totals over all workers, for the difference of two snapshots.
+struct counter_sums {
+    double search = 0, failed = 0, parked = 0, join_wait = 0;
+};
+
+counter_sums sum_counters(const std::vector<worker_stats>& st) {
+    counter_sums c;
+    for (const worker_stats& w : st) {
+        c.search += static_cast<double>(w.search_ns) * 1e-9;
+        c.failed += static_cast<double>(w.failed_search_ns) * 1e-9;
+        c.parked += static_cast<double>(w.parked_ns) * 1e-9;
+        c.join_wait += static_cast<double>(w.join_wait_ns) * 1e-9;
+    }
+    return c;
+}
+
+}  // namespace
+
+const char* to_string(limit l) noexcept {
+    switch (l) {
+        case limit::unknown: return "unknown";
+        case limit::scales: return "scales";
+        case limit::parallelism: return "parallelism-limited";
+        case limit::serial_stage: return "serial-stage-limited";
+        case limit::overhead: return "overhead-limited";
+        case limit::bandwidth: return "bandwidth-limited";
+        case limit::serial_fraction: return "serial-fraction-limited";
+        case limit::failed: return "failed";
+    }
+    return "unknown";
+}
+
+pipeline_bound bound_of(const pipeline_stats& stats) {
+    pipeline_bound b;
+    double total = 0;
+    for (const stage_stats& s : stats.stages) total += static_cast<double>(s.busy_ns) * 1e-9;
+    double worst = 0;
+    double serial = 0;
+    for (const stage_stats& s : stats.stages) {
+        pipeline_bound::stage st;
+        st.name = s.name;
+        st.mode = s.mode;
+        st.busy_s = static_cast<double>(s.busy_ns) * 1e-9;
+        st.share = total > 0 ? st.busy_s / total : 0;
+        if (s.mode != stage_mode::parallel) {
+            serial += st.busy_s;
+            if (st.busy_s > worst || b.bottleneck.empty()) {
+                worst = st.busy_s;
+                b.bottleneck = s.name;
+            }
+        }
+        b.stages.push_back(std::move(st));
+    }
+    b.serial_share = total > 0 ? serial / total : 0;
+    b.bound = worst > 0 ? total / worst : k_inf;
+    return b;
+}
+
+std::vector<unsigned> default_worker_counts(const topology& topo, bool use_smt) {
+    const topology_summary sum = topo.summary();
+    const unsigned p = std::max(1u, sum.cores);
+    std::vector<unsigned> out;
+    for (unsigned n = 1; n <= std::min(8u, p); ++n) out.push_back(n);
+    for (unsigned q = 1; q <= 3; ++q) {
+        const unsigned n = (p * q + 2) / 4;
+        if (n > 8) out.push_back(n);
+    }
+    out.push_back(p);
+    if (sum.numa_nodes > 1) {
+        // Compact order fills one node before the next: where the node
+        // index changes is where remote memory and far steals begin.
+        placement_config all;
+        all.workers = p;
+        const placement_plan plan = topo.plan(all);
+        for (unsigned i = 1; i < plan.worker_count(); ++i) {
+            if (plan.places[i].numa_index != plan.places[i - 1].numa_index) out.push_back(i);
+        }
+    }
+    if (use_smt && sum.pus > sum.cores) out.push_back(sum.pus);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+std::vector<unsigned> parse_worker_counts(std::string_view text) {
+    auto fail = [&](std::string_view part, const char* why) {
+        throw config_error("worker counts '" + std::string(text) + "': '" + std::string(part) + "' " + why +
+                           " (expected forms: 1,2,4  1-8  1-16:2)");
+    };
+    auto number = [&](std::string_view part, std::string_view digits) {
+        unsigned v = 0;
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+        if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
+            fail(part, "is not a number");
+        }
+        if (v == 0) fail(part, "has a count of 0");
+        if (v > 65536) fail(part, "is above 65536");
+        return v;
+    };
+    std::vector<unsigned> out;
+    if (text.empty()) fail(text, "is empty");
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', pos), text.size());
+        const std::string_view part = text.substr(pos, comma - pos);
+        if (part.empty()) fail(part, "is empty");
+        const std::size_t dash = part.find('-');
+        if (dash == std::string_view::npos) {
+            out.push_back(number(part, part));
+        } else {
+            std::string_view rest = part.substr(dash + 1);
+            unsigned step = 1;
+            if (const std::size_t colon = rest.find(':'); colon != std::string_view::npos) {
+                step = number(part, rest.substr(colon + 1));
+                rest = rest.substr(0, colon);
+            }
+            const unsigned lo = number(part, part.substr(0, dash));
+            const unsigned hi = number(part, rest);
+            if (hi < lo) fail(part, "is a reversed range");
+            for (unsigned n = lo; n <= hi; n += step) out.push_back(n);
+            if (out.back() != hi) out.push_back(hi);  // a range always ends at its end
+        }
+        pos = comma + 1;
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+void summarise(point& p) {
+    std::vector<double> v = p.seconds;
+    std::sort(v.begin(), v.end());
+    if (v.empty()) {
+        p.median_s = p.min_s = p.max_s = p.spread = k_nan;
+        return;
+    }
+    p.median_s = quantile(v, 0.5);
+    p.min_s = v.front();
+    p.max_s = v.back();
+    p.spread = p.median_s > 0 ? (quantile(v, 0.75) - quantile(v, 0.25)) / p.median_s : k_nan;
+}
+
+result scaling(std::string name, const std::function<void(runtime&)>& repetition, const options& o) {
+    result r;
+    r.name = std::move(name);
+    std::vector<unsigned> counts = o.workers;
+    if (counts.empty()) counts = default_worker_counts(topology::discover(), o.use_smt);
+    std::sort(counts.begin(), counts.end());
+    counts.erase(std::unique(counts.begin(), counts.end()), counts.end());
+    const unsigned min_reps = std::max(1u, o.min_reps);
+    const unsigned max_reps = std::max(min_reps, o.max_reps);
+
+    const topology_summary host = topology::discover().summary();
+    struct state {
+        std::unique_ptr<runtime> rt;
+        point p;
+        counter_sums idle;  // accumulated over timed repetitions
+        double wall = 0;    // sum of timed repetitions
+        bool done = false;
+    };
+    std::vector<state> states(counts.size());
+    try {
+        // One runtime per count, all alive for the whole probe: the idle ones
+        // sleep, and rounds can then alternate counts without restarting them.
+        for (std::size_t i = 0; i < counts.size(); ++i) {
+            runtime_config c;
+            c.placement.workers = counts[i];
+            c.placement.policy = o.policy;
+            c.placement.use_smt = o.use_smt || counts[i] > host.cores;
+            c.placement.oversubscribe = counts[i] > std::max(host.pus, 1u);
+            c.read_environment = false;
+            states[i].rt = std::make_unique<runtime>(c);
+            states[i].p.workers = counts[i];
+            for (unsigned w = 0; w < o.warmup; ++w) {
+                const auto t0 = std::chrono::steady_clock::now();
+                repetition(*states[i].rt);
+                if (o.on_progress) o.on_progress({r.name, counts[i], 0, seconds_since(t0)});
+            }
+        }
+        for (bool any = true; any;) {
+            any = false;
+            for (state& s : states) {
+                if (s.done) continue;
+                const auto before = s.rt->stats();
+                const auto t0 = std::chrono::steady_clock::now();
+                repetition(*s.rt);
+                const double t = seconds_since(t0);
+                const auto after = s.rt->stats();
+                s.p.seconds.push_back(t);
+                s.wall += t;
+                const counter_sums b = sum_counters(before);
+                const counter_sums a = sum_counters(after);
+                s.idle.search += a.search - b.search;
+                s.idle.failed += a.failed - b.failed;
+                s.idle.parked += a.parked - b.parked;
+                s.idle.join_wait += a.join_wait - b.join_wait;
+                if (o.on_progress) {
+                    o.on_progress({r.name, s.p.workers, static_cast<unsigned>(s.p.seconds.size()), t});
+                }
+                summarise(s.p);
+                const auto reps = static_cast<unsigned>(s.p.seconds.size());
+                s.done = reps >= max_reps ||
+                         (reps >= min_reps && (s.p.spread <= o.target_spread || s.wall >= o.max_point_seconds));
+                any = any || !s.done;
+            }
+        }
+    } catch (const std::exception& e) {
+        r.verdict = limit::failed;
+        r.error = e.what();
+    } catch (...) {
+        r.verdict = limit::failed;
+        r.error = "unknown exception";
+    }
+    for (state& s : states) {
+        if (s.p.seconds.empty()) continue;
+        const double capacity = s.wall * s.p.workers;
+        if (capacity > 0) {
+            time_shares sh;
+            sh.stealing = std::max(0.0, s.idle.search / capacity);
+            sh.failed_search = std::max(0.0, s.idle.failed / capacity);
+            sh.parked = std::max(0.0, s.idle.parked / capacity);
+            sh.join_waiting = std::max(0.0, s.idle.join_wait / capacity);
+            sh.working = std::max(0.0, 1.0 - sh.stealing - sh.failed_search - sh.parked - sh.join_waiting);
+            s.p.shares = sh;
+        }
+        s.p.user_s = k_nan;
+        s.p.sys_s = k_nan;
+        r.points.push_back(std::move(s.p));
+    }
+    states.clear();  // stops the runtimes before the analysis
+    if (r.verdict != limit::failed) analyse(r);
+    return r;
+}
+
+void analyse(result& r) {
+    std::sort(r.points.begin(), r.points.end(), [](const point& a, const point& b) { return a.workers < b.workers; });
+    std::vector<scaling_sample> samples;
+    for (point& p : r.points) {
+        if (!p.seconds.empty()) summarise(p);
+        samples.push_back({p.workers, p.seconds});
+    }
+    const point* one = nullptr;
+    for (const point& p : r.points) {
+        if (p.workers == 1) one = &p;
+    }
+    const std::vector<double> kf = karp_flatt(samples);
+    for (std::size_t i = 0; i < r.points.size(); ++i) {
+        point& p = r.points[i];
+        p.speedup = one != nullptr && p.median_s > 0 ? one->median_s / p.median_s : k_nan;
+        p.efficiency = p.speedup / p.workers;
+        p.karp_flatt = kf[i];
+        p.work_inflation = k_nan;
+        if (one != nullptr && one->shares && p.shares && one->shares->working > 0) {
+            p.work_inflation = (p.shares->working * p.workers * p.median_s) / (one->shares->working * one->median_s);
+        }
+    }
+    if (r.verdict == limit::failed) return;
+    r.amdahl = fit_amdahl(samples);
+    r.usl = fit_usl(samples);
+
+    if (r.points.size() < 2) {
+        r.verdict = limit::unknown;
+        r.why = "one worker count: nothing to compare";
+        return;
+    }
+    const point& top = r.points.back();
+    const auto n = static_cast<double>(top.workers);
+    std::string at = fmt("speedup %.2f", top.speedup) + " at " + std::to_string(top.workers) + " workers" +
+                     fmt(" (efficiency %.2f)", top.efficiency);
+    if (!std::isfinite(top.speedup)) {
+        r.verdict = limit::unknown;
+        r.why = "no 1-worker point to compute speedups from";
+        return;
+    }
+    if (r.pipeline && std::isfinite(r.pipeline->bound) && r.pipeline->bound < 1.25 * n &&
+        top.speedup >= 0.75 * std::min(r.pipeline->bound, n)) {
+        r.verdict = limit::serial_stage;
+        r.why = at + "; serial stage '" + r.pipeline->bottleneck + "' takes " +
+                fmt("%.0f%%", 100 * (1 / r.pipeline->bound)) + " of all stage time, so no worker count beats " +
+                fmt("%.2fx", r.pipeline->bound);
+        return;
+    }
+    if (r.graph && r.graph->burdened_parallelism < 1.25 * n &&
+        top.speedup >= 0.75 * std::min(r.graph->burdened_parallelism, n)) {
+        r.verdict = limit::parallelism;
+        r.why = at + "; the task graph's parallelism is " + fmt("%.2f", r.graph->parallelism) + fmt(" (%.2f", r.graph->burdened_parallelism) +
+                " with steal costs): too little to keep more workers busy";
+        return;
+    }
+    if (top.efficiency >= 0.9) {
+        r.verdict = limit::scales;
+        r.why = at;
+        if (r.graph) r.why += fmt("; parallelism %.3g leaves room for more workers", r.graph->burdened_parallelism);
+        return;
+    }
+    if (top.shares) {
+        const time_shares& sh = *top.shares;
+        const double idle = 1 - sh.working;
+        const double infl = top.work_inflation;
+        struct named {
+            const char* what;
+            double share;
+        };
+        const named parts[] = {{"stealing", sh.stealing},
+                               {"searching without finding work", sh.failed_search},
+                               {"parked", sh.parked},
+                               {"waiting in joins", sh.join_waiting}};
+        const named* biggest = &parts[0];
+        for (const named& p : parts) {
+            if (p.share > biggest->share) biggest = &p;
+        }
+        const std::string inflation =
+            std::isfinite(infl) ? fmt("each piece of work takes %.2fx its 1-worker time", infl) : "";
+        if (std::isfinite(infl) && infl > 1.1 && sh.working >= 0.85) {
+            r.verdict = limit::bandwidth;
+            r.why = at + fmt("; workers are busy %.0f%% of the time but ", 100 * sh.working) + inflation +
+                    ": memory bandwidth or shared caches";
+            return;
+        }
+        if (idle > 0.1) {
+            r.verdict = limit::overhead;
+            r.why = at + fmt("; workers spend %.0f%% of their time not working, most of it ", 100 * idle) +
+                    biggest->what + fmt(" (%.0f%%)", 100 * biggest->share);
+            if (r.graph) r.why += fmt("; the graph's parallelism %.3g is not the limit", r.graph->burdened_parallelism);
+            return;
+        }
+        if (std::isfinite(infl) && infl > 1.1) {
+            r.verdict = limit::bandwidth;
+            r.why = at + "; " + inflation + ": memory bandwidth or shared caches";
+            return;
+        }
+        r.verdict = limit::unknown;
+        r.why = at + fmt("; workers busy %.0f%%", 100 * sh.working) +
+                (inflation.empty() ? "" : ", " + inflation) + ": no single cause stands out";
+        return;
+    }
+    if (r.amdahl.status == fit_status::retrograde) {
+        r.verdict = limit::unknown;
+        r.why = at + "; slower with more workers, and without runtime counters nothing says why: " + r.amdahl.note;
+        return;
+    }
+    r.verdict = limit::serial_fraction;
+    r.why = at;
+    if (r.amdahl.status == fit_status::ok || r.amdahl.status == fit_status::linear) {
+        r.why += fmt("; Amdahl's serial fraction %.3f", r.amdahl.serial_fraction) +
+                 fmt(" [%.3f,", r.amdahl.ci_low) + fmt(" %.3f]", r.amdahl.ci_high) +
+                 fmt(" bounds the speedup at %.3g", r.amdahl.max_speedup);
+    } else {
+        r.why += "; " + r.amdahl.note;
+    }
+}
+
+double measure_steal_cost() {
+    static std::once_flag once;
+    static double cost = 0;
+    std::call_once(once, [] {
+        if (topology::discover().summary().cores < 2) return;
+        runtime_config c;
+        c.placement.workers = 2;
+        c.read_environment = false;
+        runtime rt(c);
+        constexpr int k_rounds = 2000;
+        std::vector<double> times;
+        times.reserve(k_rounds);
+        rt.run([&] {
+            for (int i = 0; i < k_rounds; ++i) {
+                std::atomic<bool> taken{false};
+                const auto t0 = std::chrono::steady_clock::now();
+                invoke(
+                    [&] {
+                        // Wait (bounded) for the other worker to take and run
+                        // the pushed half, so that the join finds it stolen.
+                        const auto limit = t0 + std::chrono::milliseconds(2);
+                        // acquire: pairs with the release store below.
+                        while (!taken.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < limit) {
+                        }
+                    },
+                    // release: the flag is the only data.
+                    [&] { taken.store(true, std::memory_order_release); });
+                times.push_back(seconds_since(t0));
+            }
+        });
+        std::sort(times.begin(), times.end());
+        cost = times[times.size() / 2];
+    });
+    return cost;
+}
+
+}  // namespace forkline::probe

@@ -1,0 +1,439 @@
+// runtime/probe_report.cpp: probe results as JSON and CSV (probe::write_json,
+// probe::write_csv). Hand-written, so that the library needs no JSON
+// dependency; the shapes are the ones documented in forkline/probe.hpp.
+#include <charconv>     // to_chars, chars_format
+#include <cmath>        // isfinite, isnan
+#include <cstdint>      // uint8_t, uint64_t
+#include <cstdio>       // snprintf (escapes of control characters)
+#include <ctime>        // time, gmtime_r, strftime
+#include <exception>    // exception
+#include <fstream>      // ifstream (/proc/cpuinfo)
+#include <optional>     // optional
+#include <ostream>      // ostream
+#include <span>         // span
+#include <string>       // string, getline
+#include <string_view>  // string_view
+#include <vector>       // vector
+
+#include <sys/utsname.h>  // uname
+#include <unistd.h>       // gethostname
+
+#include "forkline/probe.hpp"     // result, point, write_json, write_csv
+#include "forkline/scaling.hpp"   // to_string(fit_status)
+#include "forkline/topology.hpp"  // topology::discover, topology_summary
+
+namespace forkline::probe {
+namespace {
+
+const char* mode_name(stage_mode m) noexcept {
+    switch (m) {
+        case stage_mode::serial_in_order: return "serial_in_order";
+        case stage_mode::serial_out_of_order: return "serial_out_of_order";
+        case stage_mode::parallel: return "parallel";
+    }
+    return "unknown";
+}
+
+/// %.9g: nine significant digits keep nanoseconds of a 1-second median and
+/// the small USL coefficients alike. to_chars, not printf, so that a
+/// program's locale cannot turn the decimal point into a comma. Only called
+/// with finite values.
+std::string format_double(double v) {
+    char buf[40];
+    const std::to_chars_result r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 9);
+    return std::string(buf, r.ptr);
+}
+
+/// Length of the well-formed UTF-8 sequence at s[i], or 0 if it is not one
+/// (overlong forms, surrogates and code points past U+10FFFF included).
+std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
+    const auto byte = [&](std::size_t k) { return static_cast<std::uint8_t>(s[k]); };
+    const std::uint8_t b0 = byte(i);
+    std::size_t len = 0;
+    std::uint8_t lo = 0x80;
+    std::uint8_t hi = 0xbf;  // bounds of the second byte
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+        len = 2;
+    } else if (b0 >= 0xe0 && b0 <= 0xef) {
+        len = 3;
+        if (b0 == 0xe0) lo = 0xa0;  // overlong
+        if (b0 == 0xed) hi = 0x9f;  // surrogates
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        len = 4;
+        if (b0 == 0xf0) lo = 0x90;  // overlong
+        if (b0 == 0xf4) hi = 0x8f;  // past U+10FFFF
+    } else {
+        return 0;
+    }
+    if (i + len > s.size()) return 0;
+    if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+    for (std::size_t k = 2; k < len; ++k) {
+        if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return 0;
+    }
+    return len;
+}
+
+/// A JSON string literal. Bytes that are not UTF-8 (a command's stderr may
+/// hold anything) become U+FFFD, so the document always parses.
+std::string quote(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    out += '"';
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            const std::size_t len = utf8_sequence(s, i);
+            if (len == 0) {
+                out += "\xef\xbf\xbd";
+                ++i;
+            } else {
+                out.append(s.substr(i, len));
+                i += len;
+            }
+            continue;
+        }
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20 || c == 0x7f) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+        ++i;
+    }
+    out += '"';
+    return out;
+}
+
+/// Writes JSON as it goes: commas, indentation and ": " come from the
+/// nesting, so the code below says only what goes where. A container opened
+/// `inline_` keeps its members on one line (points' repetition times, shares).
+class json_out {
+public:
+    explicit json_out(std::ostream& out) : m_out(out) {}
+
+    void begin_object(bool inline_ = false) { open('{', inline_); }
+    void end_object() { close('}'); }
+    void begin_array(bool inline_ = false) { open('[', inline_); }
+    void end_array() { close(']'); }
+
+    json_out& key(std::string_view k) {
+        separate();
+        m_out << quote(k) << ": ";
+        m_after_key = true;
+        return *this;
+    }
+
+    void value(double v) { raw(std::isfinite(v) ? format_double(v) : "null"); }
+    void value(std::uint64_t v) { raw(std::to_string(v)); }
+    void value(unsigned v) { raw(std::to_string(v)); }
+    void value(long v) { raw(std::to_string(v)); }
+    void value(std::string_view s) { raw(quote(s)); }
+    void value(const char* s) { raw(quote(s)); }
+    void null() { raw("null"); }
+
+    /// Ends the document with a newline.
+    void finish() { m_out << '\n'; }
+
+private:
+    struct level {
+        bool inline_;
+        bool empty = true;
+    };
+
+    void raw(const std::string& text) {
+        separate();
+        m_out << text;
+    }
+
+    /// Before a member or element: the comma after the previous one and the
+    /// line break, unless it follows its key.
+    void separate() {
+        if (m_after_key) {
+            m_after_key = false;
+            return;
+        }
+        if (m_levels.empty()) return;
+        level& l = m_levels.back();
+        if (!l.empty) m_out << ',';
+        if (l.inline_) {
+            if (!l.empty) m_out << ' ';
+        } else {
+            newline(m_levels.size());
+        }
+        l.empty = false;
+    }
+
+    void open(char c, bool inline_) {
+        separate();
+        m_out << c;
+        // Inside an inline container everything stays on its line.
+        const bool in_inline = !m_levels.empty() && m_levels.back().inline_;
+        m_levels.push_back({inline_ || in_inline});
+    }
+
+    void close(char c) {
+        const level l = m_levels.back();
+        m_levels.pop_back();
+        if (!l.inline_ && !l.empty) newline(m_levels.size());
+        m_out << c;
+    }
+
+    void newline(std::size_t depth) {
+        m_out << '\n';
+        for (std::size_t i = 0; i < depth; ++i) m_out << "  ";
+    }
+
+    std::ostream& m_out;
+    std::vector<level> m_levels;
+    bool m_after_key = false;
+};
+
+/// The value of the first "model name" line of /proc/cpuinfo (x86 has one;
+/// many ARM kernels do not).
+std::optional<std::string> cpu_model() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("model name", 0) != 0) continue;
+        const std::size_t colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        std::size_t b = colon + 1;
+        while (b < line.size() && (line[b] == ' ' || line[b] == '\t')) ++b;
+        std::size_t e = line.size();
+        while (e > b && (line[e - 1] == ' ' || line[e - 1] == '\t')) --e;
+        return line.substr(b, e - b);
+    }
+    return std::nullopt;
+}
+
+void write_host(json_out& j) {
+    j.key("host").begin_object();
+
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) == 0) {
+        j.key("hostname").value(std::string_view(name));
+    } else {
+        j.key("hostname").null();
+    }
+
+    if (const std::optional<std::string> model = cpu_model()) {
+        j.key("cpu_model").value(*model);
+    } else {
+        j.key("cpu_model").null();
+    }
+
+    // A report is still worth writing when hwloc fails: the counts go null.
+    std::optional<topology_summary> summary;
+    try {
+        summary = topology::discover().summary();
+    } catch (const std::exception&) {
+        summary.reset();
+    }
+    if (summary) {
+        j.key("cores").value(summary->cores);
+        j.key("pus").value(summary->pus);
+        j.key("numa_nodes").value(summary->numa_nodes);
+    } else {
+        j.key("cores").null();
+        j.key("pus").null();
+        j.key("numa_nodes").null();
+    }
+
+    struct utsname u {};
+    if (::uname(&u) == 0) {
+        j.key("kernel").value(std::string(u.sysname) + " " + u.release + " " + u.machine);
+    } else {
+        j.key("kernel").null();
+    }
+
+    const std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    char date[32] = {};
+    if (::gmtime_r(&now, &utc) != nullptr && std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &utc) > 0) {
+        j.key("date").value(std::string_view(date));
+    } else {
+        j.key("date").null();
+    }
+    j.end_object();
+}
+
+void write_point(json_out& j, const point& p) {
+    j.begin_object();
+    j.key("workers").value(p.workers);
+    j.key("median_s").value(p.median_s);
+    j.key("min_s").value(p.min_s);
+    j.key("max_s").value(p.max_s);
+    j.key("reps").value(static_cast<std::uint64_t>(p.seconds.size()));
+    j.key("spread").value(p.spread);
+    j.key("speedup").value(p.speedup);
+    j.key("efficiency").value(p.efficiency);
+    j.key("karp_flatt").value(p.karp_flatt);
+    j.key("work_inflation").value(p.work_inflation);
+    j.key("seconds").begin_array(true);
+    for (const double s : p.seconds) j.value(s);
+    j.end_array();
+    if (p.shares) {
+        const time_shares& s = *p.shares;
+        j.key("shares").begin_object(true);
+        j.key("working").value(s.working);
+        j.key("stealing").value(s.stealing);
+        j.key("failed_search").value(s.failed_search);
+        j.key("parked").value(s.parked);
+        j.key("join_waiting").value(s.join_waiting);
+        j.end_object();
+    }
+    // Only the external mode knows these; in-process they are NaN / -1.
+    if (!std::isnan(p.user_s)) j.key("user_s").value(p.user_s);
+    if (!std::isnan(p.sys_s)) j.key("sys_s").value(p.sys_s);
+    if (p.peak_rss_kb >= 0) j.key("peak_rss_kb").value(p.peak_rss_kb);
+    j.end_object();
+}
+
+void write_amdahl(json_out& j, const amdahl_fit& a) {
+    j.key("amdahl").begin_object();
+    j.key("serial_fraction").value(a.serial_fraction);
+    j.key("ci_low").value(a.ci_low);
+    j.key("ci_high").value(a.ci_high);
+    j.key("max_speedup").value(a.max_speedup);
+    j.key("t1_seconds").value(a.t1_seconds);
+    j.key("status").value(forkline::to_string(a.status));
+    j.key("note").value(a.note);
+    j.end_object();
+}
+
+void write_usl(json_out& j, const usl_fit& u) {
+    j.key("usl").begin_object();
+    j.key("alpha").value(u.alpha);
+    j.key("beta").value(u.beta);
+    j.key("gamma").value(u.gamma);
+    if (u.peak_workers > 0) {
+        j.key("peak_workers").value(u.peak_workers);
+    } else {
+        j.key("peak_workers").null();
+    }
+    j.key("max_speedup").value(u.max_speedup);
+    j.key("r_squared").value(u.r_squared);
+    j.key("status").value(forkline::to_string(u.status));
+    j.key("note").value(u.note);
+    j.end_object();
+}
+
+void write_work_span(json_out& j, const work_span& w) {
+    j.key("work_span").begin_object();
+    j.key("work_s").value(w.work_s);
+    j.key("span_s").value(w.span_s);
+    j.key("burdened_span_s").value(w.burdened_span_s);
+    j.key("burden_s").value(w.burden_s);
+    j.key("parallelism").value(w.parallelism);
+    j.key("burdened_parallelism").value(w.burdened_parallelism);
+    j.key("spawns").value(w.spawns);
+    j.key("nominal_workers").value(w.nominal_workers);
+    j.end_object();
+}
+
+void write_pipeline(json_out& j, const pipeline_bound& b) {
+    j.key("pipeline").begin_object();
+    j.key("stages").begin_array();
+    for (const pipeline_bound::stage& s : b.stages) {
+        j.begin_object(true);
+        j.key("name").value(s.name);
+        j.key("mode").value(mode_name(s.mode));
+        j.key("busy_s").value(s.busy_s);
+        j.key("share").value(s.share);
+        j.end_object();
+    }
+    j.end_array();
+    j.key("bottleneck").value(b.bottleneck);
+    j.key("serial_share").value(b.serial_share);
+    j.key("bound").value(b.bound);  // infinity (no serial stage) comes out null
+    j.end_object();
+}
+
+void write_result(json_out& j, const result& r) {
+    j.begin_object();
+    j.key("name").value(r.name);
+    if (!r.command.empty()) j.key("command").value(r.command);
+    j.key("points").begin_array();
+    for (const point& p : r.points) write_point(j, p);
+    j.end_array();
+    write_amdahl(j, r.amdahl);
+    write_usl(j, r.usl);
+    j.key("karp_flatt").begin_array(true);
+    for (const point& p : r.points) j.value(p.karp_flatt);
+    j.end_array();
+    if (r.graph) write_work_span(j, *r.graph);
+    if (r.pipeline) write_pipeline(j, *r.pipeline);
+    j.key("verdict").value(to_string(r.verdict));
+    j.key("why").value(r.why);
+    if (!r.error.empty()) j.key("error").value(r.error);
+    j.end_object();
+}
+
+/// A CSV field as RFC 4180 has it: quoted when it holds a comma, a quote or
+/// a line break, quotes doubled.
+std::string csv_text(std::string_view s) {
+    if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    out += '"';
+    return out;
+}
+
+/// Unknowns (NaN, infinity) are empty cells.
+std::string csv_number(double v) { return std::isfinite(v) ? format_double(v) : std::string(); }
+
+}  // namespace
+
+void write_json(std::ostream& out, std::span<const result> results) {
+    json_out j(out);
+    j.begin_object();
+    write_host(j);
+    j.key("workloads").begin_array();
+    for (const result& r : results) write_result(j, r);
+    j.end_array();
+    j.end_object();
+    j.finish();
+}
+
+void write_csv(std::ostream& out, std::span<const result> results) {
+    out << "name,workers,median_s,min_s,max_s,reps,spread,speedup,efficiency,karp_flatt,"
+           "working,stealing,failed_search,parked,join_waiting,user_s,sys_s,peak_rss_kb\n";
+    for (const result& r : results) {
+        const std::string name = csv_text(r.name);
+        for (const point& p : r.points) {
+            // to_string, not <<, for the integers: a stream imbued with a
+            // locale would group their digits.
+            out << name << ',' << std::to_string(p.workers) << ',' << csv_number(p.median_s) << ','
+                << csv_number(p.min_s) << ',' << csv_number(p.max_s) << ',' << std::to_string(p.seconds.size())
+                << ',' << csv_number(p.spread) << ',' << csv_number(p.speedup) << ',' << csv_number(p.efficiency)
+                << ',' << csv_number(p.karp_flatt);
+            if (p.shares) {
+                const time_shares& s = *p.shares;
+                out << ',' << csv_number(s.working) << ',' << csv_number(s.stealing) << ','
+                    << csv_number(s.failed_search) << ',' << csv_number(s.parked) << ','
+                    << csv_number(s.join_waiting);
+            } else {
+                out << ",,,,,";
+            }
+            out << ',' << csv_number(p.user_s) << ',' << csv_number(p.sys_s) << ',';
+            if (p.peak_rss_kb >= 0) out << std::to_string(p.peak_rss_kb);
+            out << '\n';
+        }
+    }
+}
+
+}  // namespace forkline::probe

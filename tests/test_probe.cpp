@@ -1,0 +1,445 @@
+// tests/test_probe.cpp: work/span measuring mode, pipeline bounds, the
+// in-process scaling probe and its verdicts, worker-count lists.
+#include <doctest/doctest.h>
+
+#include <atomic>     // atomic
+#include <chrono>     // steady_clock
+#include <cmath>      // isfinite, isnan
+#include <cstdint>    // uint64_t
+#include <stdexcept>  // runtime_error
+#include <algorithm>  // is_sorted
+#include <string>     // string
+#include <thread>     // this_thread::sleep_for
+#include <vector>     // vector
+
+#include "forkline/forkline.hpp"
+#include "forkline/probe.hpp"
+#include "support.hpp"  // config_for, scaled
+
+namespace {
+
+namespace probe = forkline::probe;
+using namespace std::chrono_literals;
+
+/// Busy for d of wall time: a strand of known length whatever the build.
+void spin_for(std::chrono::nanoseconds d) {
+    const auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end) {
+    }
+}
+
+/// Each link forks an empty task beside the rest of the chain: a path of
+/// dependent strands with nothing beside it.
+void chain(int k) {
+    if (k == 0) return;
+    forkline::invoke([&] {
+        spin_for(20us);
+        chain(k - 1);
+    }, [] {});
+}
+
+/// Measures up to ten times until `good` holds: strands are timed by the
+/// wall clock, so a preemption on a busy machine can stretch one strand;
+/// the shape being checked shows in a run that was not disturbed.
+template <class F, class Good>
+probe::work_span settled(F&& fn, const probe::work_span_options& o, Good&& good) {
+    probe::work_span ws;
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        ws = probe::measure_work_span(fn, o);
+        if (good(ws)) break;
+    }
+    return ws;
+}
+
+probe::work_span_options no_burden(unsigned nominal = 4) {
+    probe::work_span_options o;
+    o.nominal_workers = nominal;
+    o.burden_s = 0;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("work/span: fib's parallelism grows with n") {
+    double previous = 0;
+    for (int n : {8, 14, 20}) {
+        // Best of five: a page fault or an interrupt in one strand of a run
+        // this short lengthens the span; it never shortens it.
+        double best = 0;
+        for (int attempt = 0; attempt < 5; ++attempt) {
+            long v = 0;
+            const probe::work_span ws = probe::measure_work_span([&] { v = fib(n); }, no_burden());
+            CHECK(v == fib_loop(n));
+            CHECK(ws.work_s > 0);
+            CHECK(ws.span_s > 0);
+            CHECK(ws.span_s <= ws.work_s);
+            CHECK(ws.spawns == static_cast<std::uint64_t>(fib_loop(n + 1) - 1));  // internal nodes of the call tree
+            best = std::max(best, ws.parallelism);
+        }
+        INFO("n=" << n << " best parallelism " << best);
+        CHECK(best > previous);
+        previous = best;
+    }
+    CHECK(previous > 20);  // fib(20): 10946 leaves on paths of at most 20 forks
+}
+
+TEST_CASE("work/span: a chain of dependent tasks has parallelism about 1") {
+    const probe::work_span ws = settled([] { chain(200); }, no_burden(),
+                                        [](const probe::work_span& w) { return w.parallelism < 1.2; });
+    CHECK(ws.spawns == 200);
+    CHECK(ws.parallelism >= 0.99);
+    CHECK(ws.parallelism < 1.2);
+}
+
+TEST_CASE("work/span: independent task_group tasks give parallelism near their count") {
+    const probe::work_span ws = settled([] {
+        forkline::task_group tg;
+        for (int i = 0; i < 8; ++i) tg.spawn([] { spin_for(2ms); });
+        tg.wait();
+    }, no_burden(), [](const probe::work_span& w) { return w.parallelism > 5 && w.parallelism < 8.5; });
+    CHECK(ws.spawns == 8);
+    CHECK(ws.work_s + ws.preempted_s >= 0.0159);  // spins end by the clock, preempted or not
+    CHECK(ws.parallelism > 5);
+    CHECK(ws.parallelism < 8.5);
+}
+
+TEST_CASE("work/span: a task_group's wait joins its children's paths") {
+    // Two rounds of 4 parallel 1 ms tasks, the second after the first's
+    // wait: span ~2 ms, work ~8 ms.
+    const probe::work_span ws = settled([] {
+        forkline::task_group tg;
+        for (int round = 0; round < 2; ++round) {
+            for (int i = 0; i < 4; ++i) tg.spawn([] { spin_for(1ms); });
+            tg.wait();
+        }
+    }, no_burden(), [](const probe::work_span& w) { return w.parallelism > 2.5 && w.parallelism < 4.5; });
+    CHECK(ws.span_s >= 0.002);
+    CHECK(ws.parallelism > 2.5);
+    CHECK(ws.parallelism < 4.5);
+}
+
+TEST_CASE("work/span: the burden goes on the stealable half") {
+    probe::work_span_options o = no_burden();
+    o.burden_s = 5e-3;
+    const probe::work_span ws = settled([] {
+        forkline::invoke([] { spin_for(1ms); }, [] { spin_for(1ms); });
+    }, o, [](const probe::work_span& w) {
+        return w.burdened_span_s - w.span_s > 4e-3 && w.burdened_span_s - w.span_s < 6e-3;
+    });
+    CHECK(ws.burden_s == doctest::Approx(5e-3));
+    const double extra = ws.burdened_span_s - ws.span_s;
+    INFO("span " << ws.span_s << " burdened " << ws.burdened_span_s);
+    CHECK(extra > 4e-3);
+    CHECK(extra < 6e-3);
+    CHECK(ws.burdened_parallelism < ws.parallelism);
+}
+
+TEST_CASE("work/span: loops split for the nominal worker count and visit every index once") {
+    std::vector<std::atomic<int>> hits(1 << 14);
+    probe::work_span ws = probe::measure_work_span([&] {
+        forkline::parallel_for(0, static_cast<int>(hits.size()), [&](int i) {
+            hits[static_cast<std::size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+        });
+    }, no_burden(4));
+    for (auto& h : hits) REQUIRE(h.load() == 1);
+    CHECK(ws.nominal_workers == 4);
+    CHECK(ws.spawns == 255);  // 2^14 indices in chunks of 2^14 / (4 * 64): 256 pieces
+    // A loop of slow bodies: the pieces are independent, so the measured
+    // parallelism is far above a chain's 1.
+    const probe::work_span wide = settled([] {
+        forkline::parallel_for(0, 64, [](int) { spin_for(100us); });
+    }, no_burden(4), [](const probe::work_span& w) { return w.parallelism > 16; });
+    CHECK(wide.spawns == 63);
+    CHECK(wide.parallelism > 16);
+    long sum = 0;
+    probe::measure_work_span([&] {
+        sum = forkline::parallel_reduce(0L, 1000L, 0L, [](long lo, long hi, long acc) {
+            for (long i = lo; i < hi; ++i) acc += i;
+            return acc;
+        }, [](long a, long b) { return a + b; });
+    }, no_burden(4));
+    CHECK(sum == 999L * 1000L / 2);
+    std::vector<int> v(5000);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int>((i * 7919) % 5000);
+    ws = probe::measure_work_span([&] { forkline::parallel_sort(v.begin(), v.end()); }, no_burden(4));
+    CHECK(std::is_sorted(v.begin(), v.end()));
+}
+
+TEST_CASE("work/span: static-affinity loops and spawn_on run in order while measuring") {
+    std::vector<int> hits(1000, 0);
+    const probe::work_span ws = probe::measure_work_span([&] {
+        forkline::parallel_for(0, 1000, [&](int i) { ++hits[static_cast<std::size_t>(i)]; }, forkline::static_affinity);
+    }, no_burden(4));
+    for (int h : hits) REQUIRE(h == 1);
+    CHECK(ws.spawns == 3);  // one block per other nominal worker
+}
+
+TEST_CASE("work/span: errors and exceptions") {
+    SUBCASE("from a worker thread") {
+        forkline::runtime rt(config_for(1));
+        rt.run([] { CHECK_THROWS_AS(probe::measure_work_span([] {}, no_burden()), forkline::config_error); });
+    }
+    SUBCASE("nested") {
+        probe::measure_work_span([] {
+            CHECK_THROWS_AS(probe::measure_work_span([] {}, no_burden()), forkline::config_error);
+        }, no_burden());
+    }
+    SUBCASE("an exception leaves measuring mode") {
+        CHECK_THROWS_AS(probe::measure_work_span([] {
+            forkline::invoke([] { throw std::runtime_error("left"); }, [] {});
+        }, no_burden()), std::runtime_error);
+        long v = 0;
+        forkline::runtime rt(config_for(2));
+        rt.run([&] { v = fib(15); });  // this thread is an outside thread again
+        CHECK(v == fib_loop(15));
+        CHECK(rt.current_worker_index() == -1);
+    }
+    SUBCASE("runtime::run inside runs on that runtime, as one strand") {
+        forkline::runtime rt(config_for(2));
+        long v = 0;
+        const probe::work_span ws = probe::measure_work_span([&] { rt.run([&] { v = fib(12); }); }, no_burden());
+        CHECK(v == fib_loop(12));
+        CHECK(ws.spawns == 0);
+    }
+}
+
+TEST_CASE("pipeline bound: a serial stage with half the time bounds the speedup at about 2") {
+    forkline::runtime rt(config_for(2));
+    int next = 0;
+    const forkline::pipeline_stats st = forkline::run_pipeline(rt, 4,
+        forkline::stage(forkline::serial_in_order, "source",
+                        [&](forkline::flow_control& fc) -> int {
+                            if (next == 60) {
+                                fc.stop();
+                                return 0;
+                            }
+                            return next++;
+                        }),
+        forkline::stage(forkline::parallel, "work", [](int& v) {
+            spin_for(300us);
+            return v;
+        }),
+        forkline::stage(forkline::serial_in_order, "sink", [](int&) { spin_for(300us); }));
+    const probe::pipeline_bound b = probe::bound_of(st);
+    REQUIRE(b.stages.size() == 3);
+    CHECK(b.bottleneck == "sink");
+    INFO("serial share " << b.serial_share << " bound " << b.bound);
+    CHECK(b.serial_share > 0.4);
+    CHECK(b.serial_share < 0.65);
+    CHECK(b.bound > 1.6);
+    CHECK(b.bound < 2.5);
+    double shares = 0;
+    for (const auto& s : b.stages) shares += s.share;
+    CHECK(shares == doctest::Approx(1.0));
+}
+
+TEST_CASE("pipeline bound: no serial stage with time means no bound") {
+    forkline::pipeline_stats st;
+    st.stages.push_back({"a", forkline::stage_mode::serial_in_order, 10, 0});
+    st.stages.push_back({"b", forkline::stage_mode::parallel, 10, 1000});
+    const probe::pipeline_bound b = probe::bound_of(st);
+    CHECK(std::isinf(b.bound));
+    CHECK(b.serial_share == 0);
+}
+
+TEST_CASE("worker counts: parsing") {
+    CHECK(probe::parse_worker_counts("1,2,4") == std::vector<unsigned>{1, 2, 4});
+    CHECK(probe::parse_worker_counts("4,1,2,2") == std::vector<unsigned>{1, 2, 4});
+    CHECK(probe::parse_worker_counts("1-4") == std::vector<unsigned>{1, 2, 3, 4});
+    CHECK(probe::parse_worker_counts("1-8:3") == std::vector<unsigned>{1, 4, 7, 8});
+    CHECK(probe::parse_worker_counts("1-2,16") == std::vector<unsigned>{1, 2, 16});
+    for (const char* bad : {"", "0", "1,,2", "a", "4-1", "1-", "-3", "1-8:0", "2x", "99999999"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(probe::parse_worker_counts(bad), forkline::config_error);
+    }
+}
+
+TEST_CASE("worker counts: defaults follow cores, quarter steps, NUMA boundaries and SMT") {
+    const auto small = forkline::topology::synthetic("pack:1 core:2 pu:1");
+    CHECK(probe::default_worker_counts(small) == std::vector<unsigned>{1, 2});
+    const auto big = forkline::topology::synthetic("pack:2 numa:2 core:8 pu:2");
+    CHECK(probe::default_worker_counts(big) == std::vector<unsigned>{1, 2, 3, 4, 5, 6, 7, 8, 16, 24, 32});
+    CHECK(probe::default_worker_counts(big, true) == std::vector<unsigned>{1, 2, 3, 4, 5, 6, 7, 8, 16, 24, 32, 64});
+    const auto wide = forkline::topology::synthetic("pack:1 core:64 pu:1");
+    CHECK(probe::default_worker_counts(wide) == std::vector<unsigned>{1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 48, 64});
+}
+
+TEST_CASE("summarise: median, range and the interquartile spread") {
+    probe::point p;
+    p.seconds = {4, 1, 3, 2, 5};
+    probe::summarise(p);
+    CHECK(p.median_s == 3);
+    CHECK(p.min_s == 1);
+    CHECK(p.max_s == 5);
+    CHECK(p.spread == doctest::Approx((4.0 - 2.0) / 3.0));
+}
+
+TEST_CASE("scaling: a curve with counters, every point measured") {
+    probe::options o;
+    o.workers = {1, 2};
+    o.warmup = 1;
+    o.min_reps = 2;
+    o.max_reps = 3;
+    o.target_spread = 0;  // never stable enough: every count runs max_reps
+    unsigned progress_calls = 0;
+    o.on_progress = [&](const probe::progress& p) {
+        CHECK(p.name == "spin");
+        ++progress_calls;
+    };
+    std::atomic<int> wrong{0};
+    const probe::result r = probe::scaling("spin", [&](forkline::runtime& rt) {
+        std::vector<long> out(64);
+        rt.run([&] {
+            forkline::parallel_for(0, 64, 1, [&](int i) {
+                spin_for(200us);
+                out[static_cast<std::size_t>(i)] = fib(10);
+            });
+        });
+        for (long v : out) {
+            if (v != 55) wrong.fetch_add(1);
+        }
+    }, o);
+    CHECK(wrong.load() == 0);
+    CHECK(r.verdict != probe::limit::failed);
+    REQUIRE(r.points.size() == 2);
+    CHECK(progress_calls == 2 * (1 + 3));
+    for (const probe::point& p : r.points) {
+        CHECK(p.seconds.size() == 3);
+        CHECK(p.min_s <= p.median_s);
+        CHECK(p.median_s <= p.max_s);
+        REQUIRE(p.shares.has_value());
+        const auto& s = *p.shares;
+        CHECK(s.working + s.stealing + s.failed_search + s.parked + s.join_waiting == doctest::Approx(1.0));
+        CHECK(s.working > 0);
+    }
+    CHECK(r.points[0].workers == 1);
+    CHECK(r.points[0].speedup == doctest::Approx(1.0));
+    CHECK(std::isnan(r.points[0].karp_flatt));
+    CHECK(std::isfinite(r.points[1].speedup));
+    CHECK(std::isfinite(r.points[1].karp_flatt));
+    CHECK(r.amdahl.status != forkline::fit_status::bad_input);
+    CHECK(r.usl.status == forkline::fit_status::too_few_points);
+    CHECK(!r.why.empty());
+}
+
+TEST_CASE("scaling: a failing repetition stops the probe with its message and no fit") {
+    probe::options o;
+    o.workers = {1, 2};
+    o.warmup = 0;
+    o.min_reps = 2;
+    o.max_reps = 2;
+    int runs = 0;
+    const probe::result r = probe::scaling("breaks", [&](forkline::runtime& rt) {
+        ++runs;
+        if (rt.worker_count() == 2) throw std::runtime_error("wrong answer at 2 workers");
+    }, o);
+    CHECK(r.verdict == probe::limit::failed);
+    CHECK(r.error == "wrong answer at 2 workers");
+    CHECK(r.amdahl.status == forkline::fit_status::bad_input);  // never fitted
+    CHECK(runs == 2);
+}
+
+TEST_CASE("analyse: verdicts from shares, parallelism and pipeline bounds") {
+    auto curve = [](std::vector<std::pair<unsigned, double>> pts, double working, double inflation_scale) {
+        probe::result r;
+        r.name = "synthetic";
+        for (auto [n, t] : pts) {
+            probe::point p;
+            p.workers = n;
+            p.seconds = {t, t, t};
+            probe::time_shares s;
+            s.working = n == 1 ? 1.0 : working;
+            s.parked = 1.0 - s.working;
+            p.shares = s;
+            (void)inflation_scale;
+            r.points.push_back(p);
+        }
+        return r;
+    };
+    SUBCASE("scales") {
+        probe::result r = curve({{1, 1.0}, {2, 0.51}, {4, 0.26}}, 0.98, 1);
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::scales);
+    }
+    SUBCASE("overhead: workers idle") {
+        probe::result r = curve({{1, 1.0}, {2, 0.8}}, 0.62, 1);
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::overhead);
+        CHECK(r.why.find("parked") != std::string::npos);
+    }
+    SUBCASE("bandwidth: workers busy, each piece slower") {
+        probe::result r = curve({{1, 1.0}, {2, 0.8}}, 0.99, 1);
+        probe::analyse(r);
+        CHECK(r.points[1].work_inflation == doctest::Approx(0.99 * 2 * 0.8));
+        CHECK(r.verdict == probe::limit::bandwidth);
+    }
+    SUBCASE("parallelism: the graph has too little") {
+        probe::result r = curve({{1, 1.0}, {2, 0.7}, {4, 0.65}}, 0.5, 1);
+        probe::work_span g;
+        g.parallelism = 1.6;
+        g.burdened_parallelism = 1.5;
+        r.graph = g;
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::parallelism);
+    }
+    SUBCASE("serial stage") {
+        probe::result r = curve({{1, 1.0}, {2, 0.55}, {4, 0.52}}, 0.5, 1);
+        probe::pipeline_bound b;
+        b.bottleneck = "write";
+        b.bound = 2.0;
+        b.serial_share = 0.5;
+        r.pipeline = b;
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::serial_stage);
+        CHECK(r.why.find("write") != std::string::npos);
+    }
+    SUBCASE("no counters: the serial fraction speaks") {
+        probe::result r;
+        for (auto [n, t] : std::vector<std::pair<unsigned, double>>{{1, 1.0}, {2, 0.6}}) {
+            probe::point p;
+            p.workers = n;
+            p.seconds = {t * 0.99, t, t * 1.01};
+            r.points.push_back(p);
+        }
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::serial_fraction);
+        CHECK(r.amdahl.serial_fraction == doctest::Approx(0.2).epsilon(0.01));
+    }
+    SUBCASE("no counters, slower with more workers: no serial fraction claimed") {
+        probe::result r;
+        for (auto [n, t] : std::vector<std::pair<unsigned, double>>{{1, 1.0}, {2, 1.1}, {3, 1.2}}) {
+            probe::point p;
+            p.workers = n;
+            p.seconds = {t, t, t};
+            r.points.push_back(p);
+        }
+        probe::analyse(r);
+        CHECK(r.amdahl.status == forkline::fit_status::retrograde);
+        CHECK(r.verdict == probe::limit::unknown);
+        CHECK(r.why.find("slower with more workers") != std::string::npos);
+    }
+}
+
+TEST_CASE("counters: idle time is the sum of its parts, parked time counts while asleep") {
+    forkline::runtime rt(config_for(2));
+    long v = 0;
+    rt.run([&] { v = fib(20); });
+    CHECK(v == fib_loop(20));
+    const auto before = rt.stats();
+    std::this_thread::sleep_for(50ms);  // both workers park
+    const auto after = rt.stats();
+    std::uint64_t parked = 0;
+    for (std::size_t i = 0; i < before.size(); ++i) parked += after[i].parked_ns - before[i].parked_ns;
+    CHECK(parked > 0);
+    rt.stop();
+    for (const forkline::worker_stats& s : rt.stats()) {
+        CHECK(s.idle_ns == s.search_ns + s.failed_search_ns + s.parked_ns);
+    }
+}
+
+TEST_CASE("steal cost: measured once, positive on a host with two cores") {
+    const double c = probe::measure_steal_cost();
+    CHECK(c >= 0);
+    CHECK(c < 0.01);
+    CHECK(probe::measure_steal_cost() == c);
+}
