@@ -50,8 +50,8 @@ struct fork_job : join_job {
 template <class F, class G>
 __attribute__((always_inline)) inline void invoke_on_worker(worker& w, F& f, G& g) {
     fork_job<G> jg(g);
-    if (!w.deque.push(&jg)) {  // deque full: no one can steal, run both here
-        if (w.measure != nullptr) [[unlikely]] {
+    if (!w.deque.push(&jg)) [[unlikely]] {  // deque full: no one can steal, run both here
+        if (w.measure != nullptr) {
             measured_invoke(*w.measure, f, g);
             return;
         }

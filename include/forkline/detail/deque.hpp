@@ -158,9 +158,6 @@ public:
 
     std::int64_t size_estimate() const noexcept { return m_storage.size_estimate(); }
 
-    /// Index of the oldest item not yet taken. Items below it were taken by
-    /// thieves (or popped as the last item); lazy splitting reads it to learn
-    /// whether the half it pushed has been stolen.
     /// For the stand-in worker of a measuring scope, built with capacity -1:
     /// bottom one below top, so every push fails (b - t = -1 > mask = -2)
     /// and lazy splitting sees every half it left behind as stolen (top >=
@@ -171,6 +168,9 @@ public:
         m_storage.m_bottom.store(m_storage.m_top.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
 
+    /// Index of the oldest item not yet taken. Items below it were taken by
+    /// thieves (or popped as the last item); lazy splitting reads it to learn
+    /// whether the half it pushed has been stolen.
     std::int64_t top_relaxed() const noexcept {
         // relaxed: a hint; a stale value only delays one split.
         return m_storage.m_top.load(std::memory_order_relaxed);
