@@ -36,6 +36,7 @@
 
 #include "io_config.hpp"  // parse_io_setting, resolve_backend, uring_probe_errno
 #include "io_driver.hpp"  // io_driver, completion, probe_uring
+#include "trace.hpp"      // traced_io (FORKLINE_TRACE)
 
 namespace forkline::io {
 
@@ -105,7 +106,8 @@ int open_doorbell(const std::string& name) {
 }
 
 std::unique_ptr<io_driver> make_driver(backend kind, int doorbell, unsigned max_ops) {
-    return kind == backend::uring ? make_uring_driver(doorbell, max_ops) : make_psync_driver(doorbell);
+    return trace::traced_io(kind == backend::uring ? make_uring_driver(doorbell, max_ops)
+                                                   : make_psync_driver(doorbell));
 }
 
 void report_leak(const std::string& name, unsigned ops) {

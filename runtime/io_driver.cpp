@@ -12,7 +12,8 @@
 #include <string>   // to_string
 #include <utility>  // exchange
 
-#include "forkline/errors.hpp"  // system_failure
+#include "forkline/detail/probes.hpp"  // FORKLINE_PROBE (see "Probes" in DESIGN.md)
+#include "forkline/errors.hpp"          // system_failure
 
 #include "sanitizers.hpp"  // FORKLINE_TSAN
 #if defined(FORKLINE_TSAN)
@@ -123,18 +124,21 @@ public:
         io_uring_sqe* s = next_sqe();
         io_uring_prep_read(s, fd, p, static_cast<unsigned>(n), static_cast<__u64>(off));
         io_uring_sqe_set_data64(s, tag);
+        FORKLINE_PROBE(io_submit, tag, n);
     }
 
     void write(std::uint64_t tag, int fd, const char* p, std::size_t n, std::int64_t off) override {
         io_uring_sqe* s = next_sqe();
         io_uring_prep_write(s, fd, p, static_cast<unsigned>(n), static_cast<__u64>(off));
         io_uring_sqe_set_data64(s, tag);
+        FORKLINE_PROBE(io_submit, tag, n);
     }
 
     void wait_ready(std::uint64_t tag, int fd, short events) override {
         io_uring_sqe* s = next_sqe();
         io_uring_prep_poll_add(s, fd, static_cast<unsigned>(events));
         io_uring_sqe_set_data64(s, tag);
+        FORKLINE_PROBE(io_submit, tag, 0);
     }
 
     void cancel(std::uint64_t tag) override {
@@ -176,6 +180,7 @@ public:
                     bell_error = -cqe->res;
                 }
             } else if (tag < k_first_reserved_tag) {
+                FORKLINE_PROBE(io_complete, tag, cqe->res);
                 out.push_back({tag, cqe->res});
             }
             // Cancels' own completions, and liburing's timeouts, say nothing
@@ -228,6 +233,7 @@ public:
     explicit psync_driver(int doorbell) : m_doorbell(doorbell) {}
 
     void read(std::uint64_t tag, int fd, char* p, std::size_t n, std::int64_t off) override {
+        FORKLINE_PROBE(io_submit, tag, n);
         if (off >= 0) {
             m_done.push_back({tag, result_of(::pread(fd, p, n, off))});
             return;
@@ -239,11 +245,13 @@ public:
     }
 
     void write(std::uint64_t tag, int fd, const char* p, std::size_t n, std::int64_t off) override {
+        FORKLINE_PROBE(io_submit, tag, n);
         // No poll first: a writer waits for its writes whatever happens.
         m_done.push_back({tag, result_of(off >= 0 ? ::pwrite(fd, p, n, off) : ::write(fd, p, n))});
     }
 
     void wait_ready(std::uint64_t tag, int fd, short events) override {
+        FORKLINE_PROBE(io_submit, tag, 0);
         m_done.push_back({tag, wait_for(fd, events)});
     }
 
@@ -260,7 +268,10 @@ public:
             }
             if (rc > 0) take_doorbell();
         }
-        for (const completion& c : m_done) out.push_back(c);
+        for (const completion& c : m_done) {
+            FORKLINE_PROBE(io_complete, c.tag, c.result);
+            out.push_back(c);
+        }
         m_done.clear();
         return std::exchange(m_rang, false);
     }

@@ -11,6 +11,10 @@
 #include <string>     // string, to_string
 #include <utility>    // move
 
+#include "forkline/detail/probes.hpp"  // FORKLINE_PROBE (see "Probes" in DESIGN.md)
+#include "stats_state.hpp"  // record_pipeline (FORKLINE_STATS)
+#include "trace.hpp"        // stage_span (FORKLINE_TRACE)
+
 namespace forkline {
 
 pipeline_error::pipeline_error(std::string stage, std::uint64_t sequence, std::exception_ptr cause,
@@ -218,6 +222,7 @@ pipeline_stats pipeline_core::run() {
         }
         out.stages.push_back(std::move(st));
     }
+    record_pipeline(*w.core, out);  // per-stage totals for report() and FORKLINE_STATS
     std::lock_guard<std::mutex> lock(m_failure_mutex);
     if (m_failure.cause) {
         throw pipeline_error(*m_stages[m_failure.stage].name, m_failure.sequence, m_failure.cause,
@@ -708,6 +713,8 @@ pipeline_core::call_outcome pipeline_core::call_guarded(worker& w, pipeline_stag
     const std::uint64_t t0 = untimed_left == 0 ? now_ns() : 0;
     std::exception_ptr error;
     std::string text;
+    FORKLINE_PROBE(stage_enter, st.index, key);
+    trace::stage_span traced(*st.name, key);
     try {
         if (item != nullptr) {
             st.call(*this, *item, fc);
@@ -721,6 +728,8 @@ pipeline_core::call_outcome pipeline_core::call_guarded(worker& w, pipeline_stag
         error = std::current_exception();
         text = "a non-standard exception";
     }
+    FORKLINE_PROBE(stage_exit, st.index, key);
+    traced.end();
     if (untimed_left == 0) {
         const std::uint64_t took = now_ns() - t0;
         add(c.timed_ns, took);
@@ -874,6 +883,7 @@ void pipeline_core::push_stage_job(worker& w, unsigned s) noexcept {
         return;
     }
     bump(w.counters.spawned);
+    FORKLINE_PROBE(spawn);
     notify_after_push(w);
     // The caller of run_pipeline helps in help_until, and sleeps there on
     // m_wait, where the runtime's wake-ups for parked workers do not reach

@@ -214,6 +214,7 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
             c.placement.use_smt = o.use_smt || counts[i] > host.cores;
             c.placement.oversubscribe = counts[i] > std::max(host.pus, 1u);
             c.read_environment = false;
+            c.stats = "off";  // one report per probed count would drown the tables
             states[i].rt = std::make_unique<runtime>(c);
             states[i].p.workers = counts[i];
             for (unsigned w = 0; w < o.warmup; ++w) {
@@ -403,6 +404,7 @@ double measure_steal_cost() {
         runtime_config c;
         c.placement.workers = 2;
         c.read_environment = false;
+        c.stats = "off";
         runtime rt(c);
         constexpr int k_rounds = 2000;
         std::vector<double> times;

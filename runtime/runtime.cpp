@@ -24,9 +24,12 @@
 
 #include "binding.hpp"                    // bind_current_thread, allocate_on_node
 #include "forkline/detail/task_pool.hpp"  // task_pool
+#include "forkline/detail/probes.hpp"     // FORKLINE_PROBE (see "Probes" in DESIGN.md)
 #include "forkline/errors.hpp"            // runtime_stopped
+#include "stats_state.hpp"                // stats_state (FORKLINE_STATS)
 
 #include "sanitizers.hpp"  // FORKLINE_TSAN
+#include "trace.hpp"       // trace:: hooks (FORKLINE_TRACE)
 
 namespace forkline {
 namespace detail {
@@ -89,6 +92,13 @@ bool back_off(unsigned round) noexcept {
         return true;
     }
     return false;
+}
+
+/// run_job, under the name a trace gives the job's span ("task", "injected").
+void run_job_as(worker& w, job* j, const char* trace_name) noexcept {
+    bump(w.counters.tasks);
+    const trace::span traced(trace_name);
+    j->execute(j);
 }
 
 /// The job posted to this worker, if any. Owner only.
@@ -204,6 +214,9 @@ struct worker_home {
 
     worker w;  // shared with thieves: deque indices live in w.deque.storage()
     task_pool pool;
+    // Kernel tid, for steal arrows in traces. written by: the worker before
+    // its first push; read by: thieves after a steal from it (ordered by it).
+    int os_tid = 0;
     // owner-private below
     alignas(k_cache_line) std::atomic<job*>* m_buffer;
     std::vector<unsigned> victims;      // other workers, nearest distance class first
@@ -258,6 +271,7 @@ public:
     std::exception_ptr m_start_error;  // the first worker's failure to pin, if any
     std::mutex m_stop_mutex;           // stop() may be called from several threads at once
     bool m_stopped = false;            // guarded by m_stop_mutex
+    stats_state m_stats;               // FORKLINE_STATS: pipelines run, report at stop
 };
 
 namespace {
@@ -292,7 +306,8 @@ std::uint64_t next_random(std::uint64_t& s) noexcept {
 runtime_core::runtime_core(runtime_config cfg)
     : m_config(std::move(cfg)),
       m_topo(topology::discover()),
-      m_injector(m_config.injection_capacity == 0 ? 1 : m_config.injection_capacity) {
+      m_injector(m_config.injection_capacity == 0 ? 1 : m_config.injection_capacity),
+      m_stats(m_config.stats) {
     placement_config pc = m_config.placement;
     if (m_config.read_environment) pc = with_environment(pc);
     try {
@@ -402,6 +417,7 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
     char name[16];
     std::snprintf(name, sizeof name, "fl-w%u", h.w.index);
     pthread_setname_np(pthread_self(), name);
+    h.os_tid = trace::thread_started();
     if (m_config.pin) {
         try {
             bind_current_thread(m_topo, m_plan.places[h.w.index].pu_os_index);
@@ -438,6 +454,7 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
         const std::uint64_t searched = now_ns() - t0;
         bump(h.w.counters.idle_ns, searched);
         bump(found != nullptr ? h.w.counters.search_ns : h.w.counters.failed_search_ns, searched);
+        trace::complete(trace::k_search, t0, searched);
         if (found != nullptr) {
             if (injected) {
                 run_injected(h, found);
@@ -482,6 +499,8 @@ job* runtime_core::steal_from(worker_home& h, unsigned victim) noexcept {
     } else {
         bump(h.w.counters.steals_far);
     }
+    FORKLINE_PROBE(steal, h.w.index, victim);
+    trace::steal(victim, v.os_tid);
     // More where that came from and someone asleep: wake one more helper
     // (the ramp-up step of "Parking protocol").
     if (v.w.deque.storage().size_estimate() > 0 && m_idle.sleepers.load(std::memory_order_relaxed) != 0) {
@@ -542,6 +561,7 @@ void runtime_core::park(worker_home& h) noexcept {
         return;
     }
     bump(h.w.counters.parks);
+    FORKLINE_PROBE(park, h.w.index);
     const std::uint64_t t0 = now_ns();
     // relaxed: a statistic; stats() tolerates a snapshot a sleep off.
     h.w.counters.parked_since.store(t0, std::memory_order_relaxed);
@@ -554,7 +574,9 @@ void runtime_core::park(worker_home& h) noexcept {
     m_idle.sleepers.fetch_sub(1, std::memory_order_seq_cst);
     m_waking.exchange(0, std::memory_order_acq_rel);
     bump(h.w.counters.wakeups);
+    FORKLINE_PROBE(unpark, h.w.index);
     const std::uint64_t slept = now_ns() - t0;
+    trace::complete(trace::k_parked, t0, slept);
     bump(h.w.counters.idle_ns, slept);
     bump(h.w.counters.parked_ns, slept);
     h.w.counters.parked_since.store(0, std::memory_order_relaxed);  // relaxed: as above
@@ -581,7 +603,7 @@ void runtime_core::notify_injection() noexcept {
 
 void runtime_core::run_injected(worker_home& h, job* j) noexcept {
     bump(h.w.counters.injected);
-    run_job(h.w, j);
+    run_job_as(h.w, j, trace::k_injected);
     finish_outstanding();
 }
 
@@ -605,6 +627,8 @@ submit_status runtime_core::try_inject(job* j) {
         finish_outstanding();
         return submit_status::full;
     }
+    FORKLINE_PROBE(submit);
+    trace::instant(trace::k_submit);
     notify_injection();
     return submit_status::accepted;
 }
@@ -649,10 +673,7 @@ void runtime_core::stop() noexcept {
 
 // ---- entry points declared in the public headers ----
 
-void run_job(worker& w, job* j) noexcept {
-    bump(w.counters.tasks);
-    j->execute(j);
-}
+void run_job(worker& w, job* j) noexcept { run_job_as(w, j, trace::k_task); }
 
 void wake_one_sleeper(worker& w) noexcept { w.core->wake_one(); }
 
@@ -668,6 +689,7 @@ bool post_to_worker(worker& w, unsigned target, job* j) noexcept {
         return false;
     }
     bump(w.counters.spawned);
+    FORKLINE_PROBE(spawn);
     // The Dekker pair with a parker's P3/P4, as for a push; the target may be
     // any sleeper, and a futex cannot wake a chosen one, so wake them all.
     full_fence();
@@ -785,6 +807,7 @@ void inject_into(runtime& rt, job* j) { rt.inject(j, true); }
 // ---- runtime ----
 
 runtime::runtime(runtime_config config) : m_core(std::make_unique<detail::runtime_core>(std::move(config))) {
+    trace::runtime_created();  // FORKLINE_TRACE, read once; before the workers start
     m_core->start();
 }
 
@@ -794,7 +817,15 @@ unsigned runtime::worker_count() const noexcept { return m_core->m_plan.worker_c
 
 const placement_plan& runtime::plan() const noexcept { return m_core->m_plan; }
 
-void runtime::stop() noexcept { m_core->stop(); }
+void runtime::stop() noexcept {
+    m_core->stop();
+    m_core->m_stats.report_at_stop(*this);
+}
+
+namespace detail {
+stats_state& stats_of(const runtime& rt) { return rt.m_core->m_stats; }
+void record_pipeline(runtime_core& core, const pipeline_stats& s) { core.m_stats.record(s); }
+}  // namespace detail
 
 void runtime::inject(detail::job* j, bool block) { m_core->inject(j, block); }
 

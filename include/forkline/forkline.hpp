@@ -10,7 +10,10 @@
 #include "forkline/parallel_reduce.hpp"  // parallel_reduce, transform_reduce
 #include "forkline/parallel_sort.hpp"  // parallel_sort
 #include "forkline/pipeline.hpp"      // run_pipeline, stage, flow_control
+#include "forkline/probe.hpp"         // probe::scaling, probe::measure_work_span
 #include "forkline/route.hpp"         // jump_hash, key_router
 #include "forkline/runtime.hpp"       // runtime, runtime_config, default_runtime
+#include "forkline/scaling.hpp"       // fit_amdahl, fit_usl, karp_flatt
+#include "forkline/stats.hpp"         // report, runtime_report, write_stats_text
 #include "forkline/task_group.hpp"    // task_group
 #include "forkline/topology.hpp"      // topology, placement_config, placement_plan

@@ -16,6 +16,7 @@
 #include <utility>      // forward
 
 #include "forkline/detail/measure.hpp"  // measured_invoke (measuring mode only)
+#include "forkline/detail/probes.hpp"   // FORKLINE_PROBE
 #include "forkline/detail/worker.hpp"   // worker, join_job, notify_after_push
 #include "forkline/runtime.hpp"        // default_runtime
 
@@ -60,6 +61,7 @@ __attribute__((always_inline)) inline void invoke_on_worker(worker& w, F& f, G& 
         return;
     }
     bump(w.counters.spawned);
+    FORKLINE_PROBE(spawn);  // no argument: clang would copy one to the stack ("Probes", DESIGN.md)
     notify_after_push(w);
     std::exception_ptr first_error;
     try {

@@ -19,6 +19,7 @@
 #include <future>       // future, promise
 #include <memory>       // unique_ptr
 #include <optional>     // optional (result storage)
+#include <string>       // string (runtime_config::stats)
 #include <type_traits>  // invoke_result_t, decay_t
 #include <utility>      // move, forward
 #include <vector>       // vector
@@ -41,6 +42,11 @@ struct runtime_config {
     /// Stack of each worker thread. Joins run other tasks on top of the
     /// joiner's frames, so deep recursion needs more than a plain thread's.
     std::size_t stack_bytes = std::size_t{16} << 20;
+    /// What to report when the runtime stops (see stats.hpp): "off", "1"
+    /// (text lines on stderr) or "json:FILE". Empty: FORKLINE_STATS, read
+    /// whatever read_environment says (that one is about placement), so a
+    /// program that fixes its worker count can still be asked for stats.
+    std::string stats;
 };
 
 /// One worker's counters, as read by runtime::stats().
@@ -132,6 +138,9 @@ class runtime;
 namespace detail {
 /// Hands a job to `rt` from any thread, blocking while the queue is full.
 void inject_into(runtime& rt, job* j);
+class stats_state;
+/// The runtime's FORKLINE_STATS state (runtime/stats_state.hpp).
+stats_state& stats_of(const runtime& rt);
 }  // namespace detail
 
 class runtime {
@@ -206,6 +215,7 @@ public:
 
 private:
     friend void detail::inject_into(runtime& rt, detail::job* j);
+    friend detail::stats_state& detail::stats_of(const runtime& rt);
     void inject(detail::job* j, bool block);
     submit_status try_inject(detail::job* j);
     std::unique_ptr<detail::runtime_core> m_core;

@@ -20,6 +20,7 @@
 #include <utility>      // forward
 
 #include "forkline/detail/measure.hpp"    // measured_spawn, measured_sync (measuring mode)
+#include "forkline/detail/probes.hpp"     // FORKLINE_PROBE
 #include "forkline/detail/task_pool.hpp"  // task_pool
 #include "forkline/detail/worker.hpp"     // worker, job, help_until
 #include "forkline/runtime.hpp"           // default_runtime
@@ -138,6 +139,7 @@ private:
             return;
         }
         detail::bump(w.counters.spawned);
+        FORKLINE_PROBE(spawn);
         detail::notify_after_push(w);
     }
 
