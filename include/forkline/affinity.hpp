@@ -1,8 +1,9 @@
-// forkline/affinity.hpp: the static affinity partition.
-//
-// Worker i of P always gets the same contiguous block of an index range, so
-// data a worker first touched stays in its cache and on its NUMA node across
-// repeated loops (parallel_for with static_affinity, numa_array's placement).
+/// @file forkline/affinity.hpp
+/// The static affinity partition.
+///
+/// Worker i of P always gets the same contiguous block of an index range, so
+/// data a worker first touched stays in its cache and on its NUMA node across
+/// repeated loops (parallel_for with static_affinity, numa_array's placement).
 #pragma once
 
 #include <concepts>  // integral
@@ -11,10 +12,18 @@
 
 namespace forkline {
 
-/// Selects the affinity mode of parallel_for.
+/// The type of static_affinity, which selects the affinity mode of
+/// parallel_for. The explicit constructor keeps a stray `{}` from selecting it.
 struct static_affinity_t {
+    /// Makes the tag; use the static_affinity constant instead.
     explicit static_affinity_t() = default;
 };
+/// Pass as parallel_for's last argument: worker i then runs the same block on
+/// every call, so the data it touched last time is still in its cache.
+/// @code
+/// for (int step = 0; step < steps; ++step)
+///     forkline::parallel_for(std::size_t{0}, n, [&](std::size_t i) { x[i] = relax(x[i]); }, forkline::static_affinity);
+/// @endcode
 inline constexpr static_affinity_t static_affinity{};
 
 /// The block of [begin, end) that worker `worker` of `workers` owns:
@@ -22,6 +31,9 @@ inline constexpr static_affinity_t static_affinity{};
 /// contiguous, in worker order, cover the range exactly and differ in size by
 /// at most one. An empty range gives empty blocks; a worker number past the
 /// last gives the empty block at `end`.
+/// @code
+/// auto [lo, hi] = forkline::affinity_block(0, 10, 2, 4);  // {5, 7}: worker 2 of 4
+/// @endcode
 template <std::integral I>
 constexpr std::pair<I, I> affinity_block(I begin, I end, unsigned worker, unsigned workers) noexcept {
     if (!(begin < end) || workers == 0) return {begin, begin};

@@ -1,4 +1,8 @@
-// forkline/forkline.hpp: the whole public API in one include.
+/// @file forkline/forkline.hpp
+/// The whole public API in one include.
+/// @code
+/// #include <forkline/forkline.hpp>
+/// @endcode
 #pragma once
 
 #include "forkline/affinity.hpp"        // affinity_block, static_affinity
@@ -17,3 +21,4 @@
 #include "forkline/stats.hpp"         // report, runtime_report, write_stats_text
 #include "forkline/task_group.hpp"    // task_group
 #include "forkline/topology.hpp"      // topology, placement_config, placement_plan
+#include "forkline/version.hpp"       // FORKLINE_VERSION_MAJOR, _MINOR, _PATCH, _STRING

@@ -1,14 +1,17 @@
-// forkline/invoke.hpp: fork-join of a fixed set of callables.
-//
-//   int a, b;
-//   forkline::invoke([&] { a = fib(n - 1); }, [&] { b = fib(n - 2); });
-//
-// On a worker, the second callable is pushed as a job that lives in this
-// frame, the first runs at once, and the join pops the second back and runs it
-// inline unless a thief took it; then the join helps (steals, preferring the
-// thief) instead of blocking. No allocation, lock or syscall on that path.
-// Called from a thread that is not a worker, invoke runs itself on the
-// default runtime (see default_runtime()).
+/// @file forkline/invoke.hpp
+/// Fork-join of a fixed set of callables.
+///
+/// @code
+/// int a, b;
+/// forkline::invoke([&] { a = fib(n - 1); }, [&] { b = fib(n - 2); });
+/// @endcode
+///
+/// On a worker, the second callable is pushed as a job that lives in this
+/// frame, the first runs at once, and the join pops the second back and runs it
+/// inline unless a thief took it; then the join helps (steals, preferring the
+/// thief) instead of blocking. No allocation, lock or syscall on that path.
+/// Called from a thread that is not a worker, invoke runs itself on the
+/// default runtime (see default_runtime()).
 #pragma once
 
 #include <exception>    // exception_ptr, rethrow_exception, current_exception
@@ -101,6 +104,14 @@ __attribute__((noinline)) void invoke_from_outside(F& f, G& g) {
 /// finished. If any throws, the first exception (in argument order among those
 /// that ran) is rethrown after all started callables have finished; callables
 /// not yet started when one threw may be skipped.
+/// @code
+/// long fib(int n) {
+///     if (n < 2) return n;
+///     long a = 0, b = 0;
+///     forkline::invoke([&] { a = fib(n - 1); }, [&] { b = fib(n - 2); });
+///     return a + b;
+/// }
+/// @endcode
 template <class F, class G>
 void invoke(F&& f, G&& g) {
     if (detail::worker* w = detail::current_worker()) [[likely]] {
@@ -110,6 +121,8 @@ void invoke(F&& f, G&& g) {
     }
 }
 
+/// Three or more callables: as above, split as f against the rest, so each
+/// fork costs the same as with two.
 template <class F, class G, class H, class... Rest>
 void invoke(F&& f, G&& g, H&& h, Rest&&... rest) {
     invoke(std::forward<F>(f), [&] {
@@ -117,12 +130,16 @@ void invoke(F&& f, G&& g, H&& h, Rest&&... rest) {
     });
 }
 
+/// One callable: runs it here. Lets generic code pass any number of callables.
 template <class F>
 void invoke(F&& f) {
     std::forward<F>(f)();
 }
 
 /// The name oneTBB users look for: the same as invoke().
+/// @code
+/// forkline::parallel_invoke([&] { sort_part(a); }, [&] { sort_part(b); }, [&] { sort_part(c); });
+/// @endcode
 template <class... Fs>
 void parallel_invoke(Fs&&... fs) {
     invoke(std::forward<Fs>(fs)...);

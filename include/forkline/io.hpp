@@ -1,14 +1,17 @@
-// forkline/io.hpp: streaming a file through a pipeline, on io_uring.
-//
-//   forkline::io::reader in("access.log", {.chunk_bytes = 1 << 20, .whole_lines = true});
-//   forkline::io::writer out("-");  // stdout
-//   while (auto c = in.next()) out.write(std::move(*c));
-//   out.finish();  // throws io_error naming the file, the call and the errno
-//
-// Each reader and writer owns one I/O thread, and that thread owns its ring:
-// pipeline workers hand chunks over and take them back, never blocking in a
-// read or write themselves (try_next / try_write with a wake-up callback).
-// See "I/O rings" in runtime/DESIGN.md.
+/// @file forkline/io.hpp
+/// Streaming a file through a pipeline, on io_uring.
+///
+/// @code
+/// forkline::io::reader in("access.log", {.chunk_bytes = 1 << 20, .whole_lines = true});
+/// forkline::io::writer out("-");  // stdout
+/// while (auto c = in.next()) out.write(std::move(*c));
+/// out.finish();  // throws io_error naming the file, the call and the errno
+/// @endcode
+///
+/// Each reader and writer owns one I/O thread, and that thread owns its ring:
+/// pipeline workers hand chunks over and take them back, never blocking in a
+/// read or write themselves (try_next / try_write with a wake-up callback).
+/// See "I/O rings" in runtime/DESIGN.md.
 #pragma once
 
 #include <cstddef>     // size_t
@@ -22,6 +25,7 @@
 
 #include "forkline/errors.hpp"  // system_failure
 
+/// Streaming files, pipes and standard streams in chunks, on io_uring where the kernel allows.
 namespace forkline::io {
 
 /// How reads and writes reach the kernel.
@@ -46,15 +50,24 @@ struct buffer_access;  // the reader's view of a buffer's front room (runtime/io
 
 /// A byte buffer with a fixed capacity and a size; move-only, not zeroed.
 /// A moved-from buffer is empty with capacity 0.
+/// @code
+/// forkline::io::buffer b(4096);
+/// std::memcpy(b.data(), "hello\n", 6);
+/// b.resize(6);  // b.bytes() is now "hello\n"
+/// @endcode
 class buffer {
 public:
+    /// No storage: capacity 0.
     buffer() noexcept = default;
+    /// capacity bytes of storage, uninitialised; size() is 0.
     explicit buffer(std::size_t capacity);
+    /// Takes other's storage; other is left empty with capacity 0.
     buffer(buffer&& other) noexcept
         : m_data(std::move(other.m_data)),
           m_front(std::exchange(other.m_front, 0)),
           m_size(std::exchange(other.m_size, 0)),
           m_capacity(std::exchange(other.m_capacity, 0)) {}
+    /// Frees this buffer's storage and takes other's; other is left as above.
     buffer& operator=(buffer&& other) noexcept {
         m_data = std::move(other.m_data);
         m_front = std::exchange(other.m_front, 0);
@@ -63,14 +76,14 @@ public:
         return *this;
     }
 
-    char* data() noexcept { return m_data.get() + m_front; }
-    const char* data() const noexcept { return m_data.get() + m_front; }
-    std::size_t size() const noexcept { return m_size; }
-    std::size_t capacity() const noexcept { return m_capacity; }
-    bool empty() const noexcept { return m_size == 0; }
+    char* data() noexcept { return m_data.get() + m_front; }                ///< the first byte
+    const char* data() const noexcept { return m_data.get() + m_front; }    ///< the first byte
+    std::size_t size() const noexcept { return m_size; }                     ///< bytes in use
+    std::size_t capacity() const noexcept { return m_capacity; }             ///< bytes that fit from data() on
+    bool empty() const noexcept { return m_size == 0; }                      ///< size() == 0
     /// n <= capacity(); the bytes up to n are whatever was written there.
     void resize(std::size_t n);
-    std::span<const char> bytes() const noexcept { return {data(), m_size}; }
+    std::span<const char> bytes() const noexcept { return {data(), m_size}; }  ///< the bytes in use
 
 private:
     friend struct detail::buffer_access;
@@ -87,16 +100,26 @@ private:
 struct chunk {
     std::uint64_t sequence = 0;  ///< 0, 1, 2 ... in input order
     std::uint64_t offset = 0;    ///< byte offset of data[0] in the input
-    buffer data;
+    buffer data;                 ///< the bytes; reader::recycle() takes the storage back
 };
 
 /// A read or write failed. Carries the file, the call, the errno (code()) and
 /// how many bytes were safely done before it: for a writer, the output file
 /// holds exactly the first bytes_done() bytes of the stream.
+/// @code
+/// try {
+///     out.finish();
+/// } catch (const forkline::io::io_error& e) {  // "pwrite: out.log (after 1048576 bytes): No space left on device"
+///     resume_from = e.bytes_done();             // out.log holds exactly that many bytes
+/// }
+/// @endcode
 class io_error : public system_failure {
 public:
+    /// what() reads "CALL: FILE (after N bytes)", then the errno's description.
     io_error(std::string call, int errno_value, const std::string& file, std::uint64_t bytes_done);
+    /// The path, or the name given with a descriptor ("<stdin>", "<stdout>" for "-").
     const std::string& file() const noexcept { return m_file; }
+    /// Bytes safely read or written before the failure.
     std::uint64_t bytes_done() const noexcept { return m_bytes_done; }
 
 private:
@@ -104,10 +127,12 @@ private:
     std::uint64_t m_bytes_done;
 };
 
+/// How a reader cuts its input and how far it reads ahead. Every field has a
+/// default, so designated initialisers name only what they change.
 struct reader_options {
     /// Bytes per chunk (the last may be shorter); a pipe's chunks are
     /// filled too, whatever sizes its writer used. With whole_lines, a chunk
-    /// ends after its last '\n' and the rest starts the next chunk, so a
+    /// ends after its last newline and the rest starts the next chunk, so a
     /// chunk may exceed chunk_bytes by that carried partial line; a line
     /// whose carried part is longer than min(chunk_bytes, 16 KiB) (every
     /// line longer than chunk_bytes) gets a chunk of its own, grown to fit.
@@ -119,6 +144,7 @@ struct reader_options {
     /// so it holds at most depth buffers plus as many as the consumer held
     /// at once. 0 is a config_error.
     unsigned depth = 4;
+    /// End each chunk at a line end, so that no line is split between chunks.
     bool whole_lines = false;
     /// Defaults to default_backend(). (Initialised so that designated
     /// initialisers may leave it out under -Wmissing-field-initializers.)
@@ -135,6 +161,14 @@ struct reader_options {
 };
 
 /// Streams a file, a pipe or stdin into chunks, in order.
+/// @code
+/// forkline::io::reader in("access.log", {.whole_lines = true});
+/// std::size_t lines = 0;
+/// while (auto c = in.next()) {
+///     lines += std::ranges::count(c->data.bytes(), '\n');
+///     in.recycle(std::move(*c));  // its buffer serves a later read
+/// }
+/// @endcode
 class reader {
 public:
     /// path "-" is stdin (named "<stdin>"). Throws io_error (open) when it
@@ -144,11 +178,16 @@ public:
     /// file is read from the descriptor's position, which the end of the
     /// input leaves after the last byte.
     reader(int fd, std::string name, reader_options opts = {});
-    ~reader();  // stops the I/O thread; unread chunks are dropped
+    ~reader();  ///< stops the I/O thread; unread chunks are dropped
     reader(const reader&) = delete;
     reader& operator=(const reader&) = delete;
 
-    enum class poll { ready, pending, end };
+    /// What try_next() found.
+    enum class poll {
+        ready,    ///< the chunk was stored in its argument
+        pending,  ///< nothing yet: its callback will say when to call again
+        end,      ///< the input is exhausted
+    };
 
     /// Never blocks. ready: *out is the next chunk. end: the input is
     /// exhausted (every byte delivered exactly once). pending: nothing yet;
@@ -167,7 +206,9 @@ public:
     /// Gives a chunk's buffer back for reuse by later reads.
     void recycle(chunk&& c) noexcept;
 
+    /// The backend this reader runs on.
     backend used() const noexcept;
+    /// The name errors use: the path, "<stdin>", or the name given with a descriptor.
     const std::string& name() const noexcept;
     /// Bytes handed to the consumer so far.
     std::uint64_t bytes_read() const noexcept;
@@ -181,6 +222,7 @@ private:
     std::unique_ptr<state> m;
 };
 
+/// How far a writer queues ahead of the disk, and whether it syncs at the end.
 struct writer_options {
     /// Chunks queued or in flight before try_write() says no; a regular
     /// file has up to this many writes in flight, a pipe one. 0 is a
@@ -199,11 +241,18 @@ struct writer_options {
 /// (not O_APPEND) is written from its current position, which finish()
 /// leaves after the last byte. When a write fails, the writer stops, and a
 /// regular file is truncated to the bytes_done() it reports.
+/// @code
+/// forkline::io::reader in("in.log");
+/// forkline::io::writer out("copy.log", {.sync_at_end = true});
+/// while (auto c = in.next()) out.write(std::move(*c));
+/// out.finish();  // throws io_error with the bytes safely written
+/// @endcode
 class writer {
 public:
     /// path "-" is stdout (named "<stdout>"); a path is created or
     /// truncated (0666 & ~umask).
     explicit writer(const std::string& path, writer_options opts = {});
+    /// Writes fd, which finish() leaves open; name is used in errors.
     writer(int fd, std::string name, writer_options opts = {});
     /// Without finish(): waits for queued writes, drops errors.
     ~writer();
@@ -228,7 +277,9 @@ public:
     /// are a logic_error.
     void finish();
 
+    /// The backend this writer runs on.
     backend used() const noexcept;
+    /// The name errors use: the path, "<stdout>", or the name given with a descriptor.
     const std::string& name() const noexcept;
     /// Bytes of the stream written so far, counted from its start without
     /// gaps (later writes may have completed first).

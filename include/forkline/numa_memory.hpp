@@ -1,15 +1,18 @@
-// forkline/numa_memory.hpp: arrays whose pages live on the NUMA node of the
-// worker that uses them, and where a page actually is.
-//
-//   forkline::runtime rt;
-//   forkline::numa_array<double> x(rt, n);   // block i bound to worker i's node
-//   forkline::first_touch(rt, x, 0.0);       // fault every page in, in parallel
-//   // worker i works on affinity_block(0, n, i, rt.worker_count())
-//
-// The partition is affinity_block() (forkline/affinity.hpp): contiguous,
-// near-equal blocks in worker order. parallel_for(..., static_affinity) uses
-// the same function, so the loop that reads a block runs where its pages are.
-// See "NUMA-local arrays" in runtime/DESIGN.md.
+/// @file forkline/numa_memory.hpp
+/// Arrays whose pages live on the NUMA node of the worker that uses them, and
+/// where a page actually is.
+///
+/// @code
+/// forkline::runtime rt;
+/// forkline::numa_array<double> x(rt, n);   // block i bound to worker i's node
+/// forkline::first_touch(rt, x, 0.0);       // fault every page in, in parallel
+/// // worker i works on affinity_block(0, n, i, rt.worker_count())
+/// @endcode
+///
+/// The partition is affinity_block() (forkline/affinity.hpp): contiguous,
+/// near-equal blocks in worker order. parallel_for(..., static_affinity) uses
+/// the same function, so the loop that reads a block runs where its pages are.
+/// See "NUMA-local arrays" in runtime/DESIGN.md.
 #pragma once
 
 #include <cstddef>      // size_t
@@ -34,7 +37,7 @@ struct numa_block {
     std::size_t end = 0;         ///< one past the last element
     int numa_os_index = 0;       ///< the worker's kernel NUMA node; negative: leave unbound
     std::size_t first_page = 0;  ///< pages [first_page, end_page) from the array's start
-    std::size_t end_page = 0;
+    std::size_t end_page = 0;    ///< one past its last page
 };
 
 /// The layout of n elements of element_bytes over the plan's workers: block i
@@ -67,6 +70,10 @@ struct numa_binding {
 /// page or not mapped). Empty for bytes == 0. Throws system_failure naming
 /// move_pages when the call itself fails (ENOSYS without NUMA support, EPERM
 /// under a seccomp filter).
+/// @code
+/// std::vector<int> nodes = forkline::page_nodes(x.data(), x.size() * sizeof(double));
+/// auto on_node0 = std::ranges::count(nodes, 0);
+/// @endcode
 std::vector<int> page_nodes(const void* p, std::size_t bytes);
 
 namespace detail {
@@ -113,36 +120,45 @@ void touch_blocks(runtime& rt, void* base, std::size_t element_bytes, const std:
 /// kernel refuses a binding (no NUMA support, a seccomp filter, a node that
 /// does not exist) the memory stays usable, unbound, and binding() says why.
 /// Move-only; the destructor unmaps.
+/// @code
+/// forkline::numa_array<double> x(rt, n);
+/// forkline::first_touch(rt, x, 0.0);
+/// if (!x.binding().bound) std::fprintf(stderr, "not NUMA-bound: %s\n", x.binding().reason.c_str());
+/// forkline::parallel_for(std::size_t{0}, x.size(), [&](std::size_t i) { x[i] += 1; }, forkline::static_affinity);
+/// @endcode
 template <class T>
     requires std::is_trivially_copyable_v<T> && std::is_trivially_default_constructible_v<T>
 class numa_array {
 public:
+    /// No elements and no mapping.
     numa_array() noexcept = default;
     /// n elements laid out over `plan`'s workers.
     numa_array(const placement_plan& plan, std::size_t n) : m_region(n, sizeof(T), plan), m_size(n) {}
     /// n elements laid out over rt's workers.
     numa_array(const runtime& rt, std::size_t n) : numa_array(rt.plan(), n) {}
 
+    /// Takes other's mapping; other is left empty.
     numa_array(numa_array&& other) noexcept
         : m_region(std::move(other.m_region)), m_size(std::exchange(other.m_size, 0)) {}
+    /// Releases this array's mapping and takes other's; other is left empty.
     numa_array& operator=(numa_array&& other) noexcept {
         m_region = std::move(other.m_region);
         m_size = std::exchange(other.m_size, 0);
         return *this;
     }
 
-    T* data() noexcept { return static_cast<T*>(m_region.data()); }
-    const T* data() const noexcept { return static_cast<const T*>(m_region.data()); }
-    std::size_t size() const noexcept { return m_size; }
-    bool empty() const noexcept { return m_size == 0; }
-    T& operator[](std::size_t i) noexcept { return data()[i]; }
-    const T& operator[](std::size_t i) const noexcept { return data()[i]; }
-    T* begin() noexcept { return data(); }
-    T* end() noexcept { return data() + m_size; }
-    const T* begin() const noexcept { return data(); }
-    const T* end() const noexcept { return data() + m_size; }
-    std::span<T> span() noexcept { return {data(), m_size}; }
-    std::span<const T> span() const noexcept { return {data(), m_size}; }
+    T* data() noexcept { return static_cast<T*>(m_region.data()); }                   ///< the first element
+    const T* data() const noexcept { return static_cast<const T*>(m_region.data()); }   ///< the first element
+    std::size_t size() const noexcept { return m_size; }                                ///< number of elements
+    bool empty() const noexcept { return m_size == 0; }                                 ///< size() == 0
+    T& operator[](std::size_t i) noexcept { return data()[i]; }                         ///< element i, unchecked
+    const T& operator[](std::size_t i) const noexcept { return data()[i]; }             ///< element i, unchecked
+    T* begin() noexcept { return data(); }                                              ///< for range-for and algorithms
+    T* end() noexcept { return data() + m_size; }                                       ///< one past the last element
+    const T* begin() const noexcept { return data(); }                                  ///< for range-for and algorithms
+    const T* end() const noexcept { return data() + m_size; }                           ///< one past the last element
+    std::span<T> span() noexcept { return {data(), m_size}; }                           ///< the elements as a span
+    std::span<const T> span() const noexcept { return {data(), m_size}; }               ///< the elements as a span
 
     /// One entry per worker of the plan, in worker order.
     const std::vector<numa_block>& blocks() const noexcept { return m_region.blocks(); }
@@ -162,6 +178,10 @@ private:
 /// Where the binding was refused, first touch is what places the pages, and
 /// a block whose worker's mailbox was busy is written by another worker (see
 /// "NUMA-local arrays" in runtime/DESIGN.md).
+/// @code
+/// forkline::numa_array<float> grid(rt, cells);
+/// forkline::first_touch(rt, grid, 0.0f);  // before the first timed step, not inside it
+/// @endcode
 template <class T>
 void first_touch(runtime& rt, numa_array<T>& array, const T& value) {
     const detail::fill_function fill = [](void* first, std::size_t count, const void* v) {

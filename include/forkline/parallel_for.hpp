@@ -1,16 +1,19 @@
-// forkline/parallel_for.hpp: loops over index ranges and iterator ranges.
-//
-//   forkline::parallel_for(0, n, [&](std::size_t i) { y[i] += a * x[i]; });   // automatic grain
-//   forkline::parallel_for(0, n, 1024, body);                                 // explicit grain
-//   forkline::parallel_for(v.begin(), v.end(), [](auto& x) { x *= 2; });      // iterators
-//   forkline::parallel_for(0, n, body, forkline::static_affinity);            // same block, same worker
-//
-// Automatic grain is lazy splitting: a worker runs small chunks of its range
-// one after another and halves what is left only when the half it pushed
-// earlier has been stolen, i.e. when thieves are hungry. An explicit grain
-// halves eagerly down to pieces of at most `grain` indices. Static affinity
-// gives worker i the block affinity_block(begin, end, i, P) on every call.
-// See "Loops" in runtime/DESIGN.md.
+/// @file forkline/parallel_for.hpp
+/// Loops over index ranges and iterator ranges.
+///
+/// @code
+/// forkline::parallel_for(0, n, [&](std::size_t i) { y[i] += a * x[i]; });   // automatic grain
+/// forkline::parallel_for(0, n, 1024, body);                                 // explicit grain
+/// forkline::parallel_for(v.begin(), v.end(), [](auto& x) { x *= 2; });      // iterators
+/// forkline::parallel_for(0, n, body, forkline::static_affinity);            // same block, same worker
+/// @endcode
+///
+/// Automatic grain is lazy splitting: a worker runs small chunks of its range
+/// one after another and halves what is left only when the half it pushed
+/// earlier has been stolen, i.e. when thieves are hungry. An explicit grain
+/// halves eagerly down to pieces of at most `grain` indices. Static affinity
+/// gives worker i the block affinity_block(begin, end, i, P) on every call.
+/// See "Loops" in runtime/DESIGN.md.
 #pragma once
 
 #include <concepts>     // integral
@@ -110,7 +113,10 @@ void on_a_worker(Body& body) {
 
 /// Calls f(i) for every i in [begin, end), in parallel, with automatic grain.
 /// The first exception thrown by f is rethrown; pieces not yet started are
-/// then skipped.
+/// then skipped. begin and end may differ in type: i has their common type.
+/// @code
+/// forkline::parallel_for(std::size_t{0}, n, [&](std::size_t i) { y[i] += a * x[i]; });
+/// @endcode
 template <std::integral B, std::integral E, class F>
 void parallel_for(B begin, E end, F&& f) {
     using I = std::common_type_t<B, E>;
@@ -124,7 +130,11 @@ void parallel_for(B begin, E end, F&& f) {
     detail::on_a_worker(body);
 }
 
-/// As above, with pieces of at most `grain` indices (0: automatic).
+/// As above, with pieces of at most `grain` indices (0: automatic). For
+/// iterations of very unequal cost, where a fixed grain balances better.
+/// @code
+/// forkline::parallel_for(0, rows, 1, [&](int r) { render_row(r); });  // one row per piece
+/// @endcode
 template <std::integral B, std::integral E, std::integral G, class F>
 void parallel_for(B begin, E end, G grain, F&& f) {
     if (grain <= G{0}) {
@@ -154,6 +164,9 @@ void parallel_for(B begin, E end, F&& f, static_affinity_t) {
 }
 
 /// Calls f(*it) for every it in [first, last), in parallel, automatic grain.
+/// @code
+/// forkline::parallel_for(v.begin(), v.end(), [](double& x) { x = std::sqrt(x); });
+/// @endcode
 template <std::random_access_iterator It, class F>
     requires(!std::integral<It>)
 void parallel_for(It first, It last, F&& f) {

@@ -1,17 +1,20 @@
-// forkline/parallel_sort.hpp: a parallel merge sort.
-//
-//   forkline::parallel_sort(v.begin(), v.end());
-//   forkline::parallel_sort(v.begin(), v.end(), std::greater<>{});
-//
-// Halves are sorted in parallel and merged in parallel (each merge splits at
-// the middle of the longer run and the matching point of the shorter one, so
-// its span is logarithmic). Leaves of about n / 16P elements (at least 2048)
-// are sorted with std::sort; merges below 2048 elements use std::merge. Stable
-// merges, but the std::sort leaves are not stable: not a stable sort. Needs
-// one buffer of the range's size (elements are moved there and back), so the
-// element type must be move-constructible and move-assignable. If comp
-// throws, the exception reaches the caller and, as with std::sort, the
-// range is left valid but in an unspecified state.
+/// @file forkline/parallel_sort.hpp
+/// A parallel merge sort.
+///
+/// @code
+/// forkline::parallel_sort(v.begin(), v.end());
+/// forkline::parallel_sort(v.begin(), v.end(), std::greater<>{});
+/// @endcode
+///
+/// Halves are sorted in parallel and merged in parallel (each merge splits at
+/// the middle of the longer run and the matching point of the shorter one, so
+/// its span is logarithmic). Leaves of about n / 16P elements (at least 2048)
+/// are sorted with std::sort; merges below 2048 elements use std::merge. Stable
+/// merges, but the std::sort leaves are not stable: not a stable sort. Needs
+/// one buffer of the range's size (elements are moved there and back), so the
+/// element type must be move-constructible and move-assignable. If comp
+/// throws, the exception reaches the caller and, as with std::sort, the
+/// range is left valid but in an unspecified state.
 #pragma once
 
 #include <algorithm>   // sort, merge, lower_bound, upper_bound, move
@@ -74,7 +77,12 @@ void merge_sort(It data, Buf buf, std::ptrdiff_t n, std::ptrdiff_t leaf, bool in
 
 }  // namespace detail
 
-/// Sorts [first, last) by comp (default <), in parallel. Not stable.
+/// Sorts [first, last) by comp (default <), in parallel. Not stable. Ranges
+/// of 2048 elements or fewer are simply std::sort-ed on the calling thread.
+/// @code
+/// forkline::parallel_sort(people.begin(), people.end(),
+///                         [](const person& a, const person& b) { return a.age < b.age; });
+/// @endcode
 template <std::random_access_iterator It, class Comp = std::less<>>
 void parallel_sort(It first, It last, Comp comp = {}) {
     const std::ptrdiff_t n = last - first;

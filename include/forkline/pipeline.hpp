@@ -1,40 +1,43 @@
-// forkline/pipeline.hpp: read -> transform -> write, with at most N items in flight.
-//
-//   forkline::run_pipeline(rt, 16,
-//       forkline::stage(forkline::serial_in_order, "read",
-//                       [&](forkline::flow_control& fc) -> block {
-//                           block b;
-//                           if (!read_block(b)) fc.stop();
-//                           return b;
-//                       }),
-//       forkline::stage(forkline::parallel, "compress", [](block& b) { return compress(b); }),
-//       forkline::stage(forkline::serial_in_order, "write", [&](packed& p) { write(p); }));
-//
-// The first stage produces items (it is always serial and called for item 0,
-// 1, 2 ... in turn); each later stage takes the previous stage's item by
-// reference and returns the next stage's, and the last returns void. The
-// chain's types are checked at compile time. At most max_tokens items are
-// between the first stage's call and the last stage's return, so memory is
-// bounded whatever the input's size.
-//
-// Serial stages run one item at a time; serial_in_order ones take items in
-// sequence order (a reorder buffer holds those that arrive early).
-// parallel stages run on any number of workers at once.
-//
-// A serial stage that cannot go on now (no input ready, no room downstream)
-// calls fc.pause(), returns, and later calls resume() on the handle, from any
-// thread; the stage is then called again, with the same item if it had one.
-// No worker blocks meanwhile.
-//
-// Errors: when a stage throws, no further items are read; items already in
-// flight that come before the failed one in sequence order go on through the
-// remaining stages; the rest are dropped; run_pipeline waits for what is in
-// flight, then throws pipeline_error naming the stage, the item's sequence
-// number and the cause. No item is processed twice by a stage. If several
-// items fail, the one first in sequence order is reported (and is the
-// cut-off), so that the error does not depend on timing; a failed batch
-// reports the least sequence number in it.
-// See "Pipelines" in runtime/DESIGN.md.
+/// @file forkline/pipeline.hpp
+/// read -> transform -> write, with at most N items in flight.
+///
+/// @code
+/// forkline::run_pipeline(rt, 16,
+///     forkline::stage(forkline::serial_in_order, "read",
+///                     [&](forkline::flow_control& fc) -> block {
+///                         block b;
+///                         if (!read_block(b)) fc.stop();
+///                         return b;
+///                     }),
+///     forkline::stage(forkline::parallel, "compress", [](block& b) { return compress(b); }),
+///     forkline::stage(forkline::serial_in_order, "write", [&](packed& p) { write(p); }));
+/// @endcode
+///
+/// The first stage produces items (it is always serial and called for item 0,
+/// 1, 2 ... in turn); each later stage takes the previous stage's item by
+/// reference and returns the next stage's, and the last returns void. The
+/// chain's types are checked at compile time. At most max_tokens items are
+/// between the first stage's call and the last stage's return, so memory is
+/// bounded whatever the input's size.
+///
+/// Serial stages run one item at a time; serial_in_order ones take items in
+/// sequence order (a reorder buffer holds those that arrive early).
+/// parallel stages run on any number of workers at once.
+///
+/// A serial stage that cannot go on now (no input ready, no room downstream)
+/// calls fc.pause(), returns, and later calls resume() on the handle, from any
+/// thread; the stage is then called again, with the same item if it had one.
+/// No worker blocks meanwhile.
+///
+/// Errors: when a stage throws, no further items are read; items already in
+/// flight that come before the failed one in sequence order go on through the
+/// remaining stages; the rest are dropped; run_pipeline waits for what is in
+/// flight, then throws pipeline_error naming the stage, the item's sequence
+/// number and the cause. No item is processed twice by a stage. If several
+/// items fail, the one first in sequence order is reported (and is the
+/// cut-off), so that the error does not depend on timing; a failed batch
+/// reports the least sequence number in it.
+/// See "Pipelines" in runtime/DESIGN.md.
 #pragma once
 
 #include <cstddef>    // size_t
@@ -52,10 +55,19 @@
 
 namespace forkline {
 
-enum class stage_mode { serial_in_order, serial_out_of_order, parallel };
+/// How a stage's calls may overlap. Make a stage parallel unless it keeps
+/// state across items or must see them in order.
+enum class stage_mode {
+    serial_in_order,      ///< one call at a time, items in sequence order (output in input order)
+    serial_out_of_order,  ///< one call at a time, items as they arrive (no reorder wait)
+    parallel,             ///< any number of calls at once, on any workers
+};
 
+/// Shorthand for stage_mode::serial_in_order in stage() calls.
 inline constexpr stage_mode serial_in_order = stage_mode::serial_in_order;
+/// Shorthand for stage_mode::serial_out_of_order in stage() calls.
 inline constexpr stage_mode serial_out_of_order = stage_mode::serial_out_of_order;
+/// Shorthand for stage_mode::parallel in stage() calls.
 inline constexpr stage_mode parallel = stage_mode::parallel;
 
 namespace detail {
@@ -71,9 +83,15 @@ struct no_size_of {};
 /// Wakes a paused serial stage. Copyable; any thread; calls after the first
 /// (and calls after the pipeline ended) do nothing. A default-constructed
 /// handle does nothing either.
+/// @code
+/// forkline::resume_handle h = fc.pause();
+/// on_input_ready([h] { h.resume(); });  // from whatever thread sees the input arrive
+/// @endcode
 class resume_handle {
 public:
+    /// A handle that wakes nothing; flow_control::pause() gives real ones.
     resume_handle() noexcept = default;
+    /// Calls the paused stage again (with the item it kept, if any).
     void resume() const;
 
 private:
@@ -88,7 +106,15 @@ private:
     std::uint64_t m_generation = 0;
 };
 
-/// What a stage may tell the pipeline about the current call.
+/// What a stage may tell the pipeline about the current call. A stage that
+/// needs it takes `flow_control&` as its last parameter.
+/// @code
+/// forkline::stage(forkline::serial_in_order, "read", [&](forkline::flow_control& fc) -> std::string {
+///     std::string line;
+///     if (!std::getline(in, line)) fc.stop();  // the input has ended
+///     return line;
+/// })
+/// @endcode
 class flow_control {
 public:
     flow_control(const flow_control&) = delete;
@@ -105,14 +131,15 @@ public:
     /// Cancels this call's pause(): the call counts as if pause() had not
     /// been called, and resume() on its handle does nothing. For a stage fed
     /// by another thread, pausing first and then checking is race-free:
-    ///
-    ///   forkline::resume_handle h = fc.pause();
-    ///   switch (in.try_next(c, [h] { h.resume(); })) {
-    ///       case forkline::io::reader::poll::ready: fc.unpause(); break;
-    ///       case forkline::io::reader::poll::end: fc.unpause(); fc.stop(); break;
-    ///       case forkline::io::reader::poll::pending: break;  // called again after resume()
-    ///   }
-    ///   return c;
+    /// @code
+    /// forkline::resume_handle h = fc.pause();
+    /// switch (in.try_next(c, [h] { h.resume(); })) {
+    ///     case forkline::io::reader::poll::ready: fc.unpause(); break;
+    ///     case forkline::io::reader::poll::end: fc.unpause(); fc.stop(); break;
+    ///     case forkline::io::reader::poll::pending: break;  // called again after resume()
+    /// }
+    /// return c;
+    /// @endcode
     void unpause() noexcept;
     /// The sequence number of the item this call is for (0, 1, 2 ...); for a
     /// batch, that of its first item.
@@ -131,13 +158,20 @@ private:
 };
 
 /// A stage: mode, name (for errors and stats) and the callable. Callable forms:
-///   first:  T fn(flow_control&)
-///   middle: U fn(T&)           or U fn(T&, flow_control&)
-///   last:   void fn(T&)        or void fn(T&, flow_control&)
-/// The last stage may take batches, if serial: see batch().
+/// @code
+/// first:  T fn(flow_control&)
+/// middle: U fn(T&)           or U fn(T&, flow_control&)
+/// last:   void fn(T&)        or void fn(T&, flow_control&)
+/// @endcode
+/// The last stage may take batches, if serial: see batch(). Made by stage(),
+/// which deduces F.
+/// @code
+/// auto parse = forkline::stage(forkline::parallel, "parse", [](std::string& line) { return parse_record(line); });
+/// @endcode
 template <class F>
 class pipeline_stage {
 public:
+    /// As stage(mode, name, fn), which spares naming F.
     pipeline_stage(stage_mode mode, std::string name, F fn)
         : m_mode(mode), m_name(std::move(name)), m_fn(std::move(fn)) {}
 
@@ -147,7 +181,12 @@ public:
     /// alone). Last stage only (checked at compile time), serial only, and
     /// max_items >= 1, max_bytes > 0 only with a size_of (config_error).
     /// A batch is made of the items ready when the stage runs; it never waits
-    /// for more.
+    /// for more. Batching lets the last stage pay once per batch for what
+    /// costs per call (a write, a lock, a flush).
+    /// @code
+    /// auto store = forkline::stage(forkline::serial_in_order, "store",
+    ///                              [&](std::span<record> rs) { db.insert_all(rs); }).batch(256);
+    /// @endcode
     template <class SizeFn = detail::no_size_of>
     pipeline_stage<detail::batched<F, SizeFn>> batch(std::size_t max_items, std::size_t max_bytes = 0,
                                                      SizeFn size_of = {}) && {
@@ -155,15 +194,16 @@ public:
         return {m_mode, std::move(m_name),
                 detail::batched<F, SizeFn>{std::move(m_fn), std::move(size_of), max_items, max_bytes}};
     }
+    /// As above, on a copy of this stage.
     template <class SizeFn = detail::no_size_of>
     pipeline_stage<detail::batched<F, SizeFn>> batch(std::size_t max_items, std::size_t max_bytes = 0,
                                                      SizeFn size_of = {}) const& {
         return pipeline_stage(*this).batch(max_items, max_bytes, std::move(size_of));
     }
 
-    stage_mode mode() const noexcept { return m_mode; }
-    const std::string& name() const noexcept { return m_name; }
-    F& fn() noexcept { return m_fn; }
+    stage_mode mode() const noexcept { return m_mode; }           ///< how its calls may overlap
+    const std::string& name() const noexcept { return m_name; }  ///< the name errors and stats use
+    F& fn() noexcept { return m_fn; }                            ///< the callable
 
 private:
     void check_batch(std::size_t max_items, std::size_t max_bytes, bool no_size_of) const {
@@ -182,6 +222,11 @@ private:
     F m_fn;
 };
 
+/// Makes a pipeline stage from its mode, a name for errors and statistics, and
+/// a callable of one of the forms pipeline_stage lists.
+/// @code
+/// forkline::stage(forkline::parallel, "compress", [](block& b) { return compress(b); })
+/// @endcode
 template <class F>
 pipeline_stage<F> stage(stage_mode mode, std::string name, F fn) {
     return pipeline_stage<F>(mode, std::move(name), std::move(fn));
@@ -189,28 +234,39 @@ pipeline_stage<F> stage(stage_mode mode, std::string name, F fn) {
 
 /// Per-stage figures of one run (for forkline-probe and FORKLINE_STATS).
 struct stage_stats {
-    std::string name;
-    stage_mode mode;
+    std::string name;           ///< as given to stage()
+    stage_mode mode;            ///< as given to stage()
     std::uint64_t items = 0;    ///< calls that took an item (batches count their items; paused calls do not)
     /// Time inside the stage's callable, all threads. Calls under a few
     /// microseconds are timed one in 32 and the rest estimated from them.
     std::uint64_t busy_ns = 0;
 };
 
+/// What one run_pipeline() call measured. A serial stage whose busy_ns is
+/// near wall_ns is the bottleneck.
 struct pipeline_stats {
-    std::vector<stage_stats> stages;
+    std::vector<stage_stats> stages;  ///< one per stage, in chain order
     std::uint64_t items = 0;  ///< items the first stage produced
-    std::uint64_t wall_ns = 0;
+    std::uint64_t wall_ns = 0;  ///< the run's wall-clock time
 };
 
 /// A stage threw. what(): "pipeline stage 'NAME' failed on item SEQ: CAUSE".
+/// @code
+/// try {
+///     forkline::run_pipeline(rt, 16, read, parse, store);
+/// } catch (const forkline::pipeline_error& e) {
+///     std::fprintf(stderr, "%s\n", e.what());
+///     std::rethrow_exception(e.cause());  // or handle the stage's own error type
+/// }
+/// @endcode
 class pipeline_error : public std::runtime_error {
 public:
+    /// Made by run_pipeline(); cause_text is the cause's what(), or a note when it has none.
     pipeline_error(std::string stage, std::uint64_t sequence, std::exception_ptr cause,
                    const std::string& cause_text);
-    const std::string& stage() const noexcept { return m_stage; }
-    std::uint64_t sequence() const noexcept { return m_sequence; }
-    std::exception_ptr cause() const noexcept { return m_cause; }
+    const std::string& stage() const noexcept { return m_stage; }         ///< the failed stage's name
+    std::uint64_t sequence() const noexcept { return m_sequence; }        ///< the failed item's (a batch's least)
+    std::exception_ptr cause() const noexcept { return m_cause; }         ///< what the stage threw
 
 private:
     std::string m_stage;
@@ -222,6 +278,17 @@ private:
 /// last stage. max_tokens >= 1 (0 is a config_error); the first stage must be
 /// serial (config_error). From a worker of rt it helps instead of blocking.
 /// Between 2 and 28 stages.
+/// @code
+/// std::uint64_t total = 0;
+/// forkline::run_pipeline(rt, 8,
+///     forkline::stage(forkline::serial_in_order, "read", [&](forkline::flow_control& fc) -> std::string {
+///         std::string line;
+///         if (!std::getline(in, line)) fc.stop();
+///         return line;
+///     }),
+///     forkline::stage(forkline::parallel, "length", [](std::string& line) { return line.size(); }),
+///     forkline::stage(forkline::serial_out_of_order, "sum", [&](std::size_t& n) { total += n; }));
+/// @endcode
 template <class... Stages>
 pipeline_stats run_pipeline(runtime& rt, std::size_t max_tokens, Stages&&... stages);
 

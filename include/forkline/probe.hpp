@@ -1,18 +1,21 @@
-// forkline/probe.hpp: measure how a workload scales on this host, and why it
-// stops scaling where it does.
-//
-//   forkline::probe::options o;                     // workers 1..P, repeated until stable
-//   auto r = forkline::probe::scaling("fib", [](forkline::runtime& rt) {
-//       rt.run([] { fib(30); });
-//   }, o);
-//   // r.points[i].median_s, r.amdahl.serial_fraction, r.usl.peak_workers, r.limit
-//
-//   auto ws = forkline::probe::measure_work_span([] { fib(25); });
-//   // ws.parallelism = work / span of the fork-join graph fib(25) builds
-//
-// The same result structure comes out of forkline-probe's external-command
-// mode (tools/), so a user's own program is measured the same way.
-// See "Probe" in runtime/DESIGN.md.
+/// @file forkline/probe.hpp
+/// Measure how a workload scales on this host, and why it stops scaling where
+/// it does.
+///
+/// @code
+/// forkline::probe::options o;                     // workers 1..P, repeated until stable
+/// auto r = forkline::probe::scaling("fib", [](forkline::runtime& rt) {
+///     rt.run([] { fib(30); });
+/// }, o);
+/// // r.points[i].median_s, r.amdahl.serial_fraction, r.usl.peak_workers, r.verdict
+///
+/// auto ws = forkline::probe::measure_work_span([] { fib(25); });
+/// // ws.parallelism = work / span of the fork-join graph fib(25) builds
+/// @endcode
+///
+/// The same result structure comes out of forkline-probe's external-command
+/// mode (tools/), so a user's own program is measured the same way.
+/// See "Probe" in runtime/DESIGN.md.
 #pragma once
 
 #include <cstdint>      // uint64_t
@@ -30,6 +33,7 @@
 #include "forkline/scaling.hpp"         // scaling_sample, amdahl_fit, usl_fit
 #include "forkline/topology.hpp"        // topology, placement_policy
 
+/// Measuring how a workload scales with workers, and saying what limits it.
 namespace forkline::probe {
 
 /// Where the workers' time went during the timed repetitions of one point,
@@ -44,11 +48,11 @@ struct time_shares {
 
 /// One worker count's measurements.
 struct point {
-    unsigned workers = 0;
+    unsigned workers = 0;         ///< the worker count
     std::vector<double> seconds;  ///< every timed repetition, in the order run
-    double median_s = 0;
-    double min_s = 0;
-    double max_s = 0;
+    double median_s = 0;          ///< median of `seconds`
+    double min_s = 0;             ///< fastest repetition
+    double max_s = 0;             ///< slowest repetition
     /// (q3 - q1) / median of `seconds`: the stability test for stopping.
     double spread = 0;
     double speedup = 0;     ///< 1-worker median / this median; NaN without a 1-worker point
@@ -62,8 +66,8 @@ struct point {
     double work_inflation = 0;
     /// External-command runs: medians of the child's rusage. NaN / -1 in-process.
     double user_s = 0;
-    double sys_s = 0;
-    long peak_rss_kb = -1;
+    double sys_s = 0;        ///< system CPU time, as user_s
+    long peak_rss_kb = -1;   ///< peak resident memory in KiB, as user_s
 };
 
 /// Work and span of a fork-join computation (see measure_work_span).
@@ -86,17 +90,23 @@ struct work_span {
 /// share s of all stage time, no worker count beats 1/s (the busiest serial
 /// stage bounds throughput on its own: total busy / its busy).
 struct pipeline_bound {
+    /// One stage's part of the pipeline's busy time.
     struct stage {
-        std::string name;
-        stage_mode mode = stage_mode::parallel;
-        double busy_s = 0;
+        std::string name;                        ///< as given to forkline::stage()
+        stage_mode mode = stage_mode::parallel;  ///< serial stages make the bound
+        double busy_s = 0;                       ///< time inside its callable, all threads
         double share = 0;  ///< of all stages' busy time
     };
-    std::vector<stage> stages;
+    std::vector<stage> stages;  ///< in chain order
     std::string bottleneck;  ///< the serial stage with the most busy time ("" if none)
     double serial_share = 0; ///< all serial stages' share
     double bound = 0;        ///< total busy / the bottleneck's busy (infinity without serial stages)
 };
+/// The bound that one run's stage figures imply.
+/// @code
+/// forkline::pipeline_stats s = forkline::run_pipeline(rt, 16, read, parse, store);
+/// forkline::probe::pipeline_bound b = forkline::probe::bound_of(s);  // b.bottleneck, b.bound
+/// @endcode
 pipeline_bound bound_of(const pipeline_stats& stats);
 
 /// What limits a curve, decided by analyse(). See "Probe" in runtime/DESIGN.md.
@@ -110,42 +120,50 @@ enum class limit {
     serial_fraction,  ///< external runs: Amdahl's s explains the curve, no counters to say more
     failed,           ///< the workload failed; no fit
 };
+/// "scales", "parallelism", ... as the JSON output spells them.
 const char* to_string(limit l) noexcept;
 
 /// The outcome of probing one workload.
 struct result {
-    std::string name;
+    std::string name;                        ///< the workload's name
     std::string command;  ///< external mode: the command line as given
-    std::vector<point> points;
-    amdahl_fit amdahl;
-    usl_fit usl;
-    std::optional<work_span> graph;
-    std::optional<pipeline_bound> pipeline;
-    limit verdict = limit::unknown;
+    std::vector<point> points;               ///< one per worker count, ascending
+    amdahl_fit amdahl;                       ///< Amdahl's law fitted to the medians
+    usl_fit usl;                             ///< the Universal Scalability Law fitted to the medians
+    std::optional<work_span> graph;          ///< work and span, when measured
+    std::optional<pipeline_bound> pipeline;  ///< the serial-stage bound, for a pipeline workload
+    limit verdict = limit::unknown;          ///< what limits the curve
     std::string why;    ///< one or two sentences with the numbers behind the verdict
     std::string error;  ///< set when the workload failed (verdict failed)
 };
 
 /// A progress report after every repetition (the tool prints a line from it).
 struct progress {
-    std::string_view name;
-    unsigned workers = 0;
+    std::string_view name;    ///< the workload's name; valid during the call only
+    unsigned workers = 0;     ///< the worker count just run
     unsigned repetition = 0;  ///< 0 for a warm-up
-    double seconds = 0;
+    double seconds = 0;       ///< how long it took
 };
 
+/// How scaling() measures. The defaults give stable figures in seconds to
+/// minutes; cut max_reps and max_point_seconds for a quick look.
+/// @code
+/// forkline::probe::options o;
+/// o.workers = {1, 2, 4, 8};
+/// o.on_progress = [](const forkline::probe::progress& p) { std::fprintf(stderr, "%u workers: %.3f s\n", p.workers, p.seconds); };
+/// @endcode
 struct options {
     /// Worker counts to measure; empty: default_worker_counts(discover()).
     std::vector<unsigned> workers;
     unsigned warmup = 1;      ///< untimed runs at each count first
-    unsigned min_reps = 3;
-    unsigned max_reps = 10;
+    unsigned min_reps = 3;    ///< timed runs at each count, at least
+    unsigned max_reps = 10;   ///< timed runs at each count, at most
     /// Stop repeating a count once its spread is at most this (after min_reps).
     double target_spread = 0.05;
     /// Stop repeating a count after this much time on it (after min_reps).
     double max_point_seconds = 30;
-    placement_policy policy = placement_policy::compact;
-    bool use_smt = false;
+    placement_policy policy = placement_policy::compact;  ///< where each runtime's workers go
+    bool use_smt = false;  ///< also place workers on SMT siblings (see default_worker_counts())
     /// Called after each repetition; may be empty.
     std::function<void(const progress&)> on_progress;
 };
@@ -166,6 +184,13 @@ std::vector<unsigned> parse_worker_counts(std::string_view text);
 /// drifts of the host hit every count alike), and fits the curve. An
 /// exception from `repetition` stops the probe: the result has verdict
 /// `failed`, `error` set, and no fit.
+/// @code
+/// forkline::probe::result r = forkline::probe::scaling("sort", [&](forkline::runtime& rt) {
+///     std::vector<int> v = data;  // each repetition sorts a fresh copy
+///     rt.run([&] { forkline::parallel_sort(v.begin(), v.end()); });
+/// });
+/// std::printf("%s: %s\n", forkline::probe::to_string(r.verdict), r.why.c_str());
+/// @endcode
 result scaling(std::string name, const std::function<void(runtime&)>& repetition, const options& o = {});
 
 /// Fills median_s, min_s, max_s and spread from p.seconds.
@@ -193,6 +218,10 @@ struct work_span_options {
 /// fn must use the fork-join API directly: runtime::run() or a pipeline
 /// inside runs on that runtime's workers unmeasured, as one strand.
 /// Throws config_error when called from a worker thread.
+/// @code
+/// forkline::probe::work_span ws = forkline::probe::measure_work_span([] { fib(25); });
+/// std::printf("parallelism %.0f (burdened %.0f)\n", ws.parallelism, ws.burdened_parallelism);
+/// @endcode
 template <class F>
 work_span measure_work_span(F&& fn, const work_span_options& o = {}) {
     detail::measuring_scope scope(o.nominal_workers, o.burden_s);

@@ -1,15 +1,18 @@
-// forkline/route.hpp: which worker a keyed piece of work should go to.
-//
-//   forkline::key_router router(rt.worker_count());
-//   unsigned w = router.route(order.customer_id);   // same customer, same worker
-//
-// jump_hash() gives each key a stable home worker (its cache holds that key's
-// state), moving as few keys as possible when the worker count changes. A
-// key_router adds hot-key relief: a key that draws much more than its share
-// of the traffic is spread over several neighbouring workers, so one
-// "celebrity" key cannot pile onto one worker. Its tasks then no longer meet
-// in one cache; that is the trade. Cold keys keep their home.
-// See "Keyed routing" in runtime/DESIGN.md.
+/// @file forkline/route.hpp
+/// Which worker a keyed piece of work should go to.
+///
+/// @code
+/// forkline::key_router router(rt.worker_count());
+/// unsigned w = router.route(order.customer_id);   // same customer, same worker
+/// @endcode
+///
+/// jump_hash() gives each key a stable home worker (its cache holds that key's
+/// state), moving as few keys as possible when the worker count changes. A
+/// key_router adds hot-key relief: a key that draws much more than its share
+/// of the traffic is spread over several neighbouring workers, so one
+/// "celebrity" key cannot pile onto one worker. Its tasks then no longer meet
+/// in one cache; that is the trade. Cold keys keep their home.
+/// See "Keyed routing" in runtime/DESIGN.md.
 #pragma once
 
 #include <atomic>   // atomic (sketch counters)
@@ -58,15 +61,20 @@ constexpr unsigned jump_mixed(std::uint64_t k, unsigned buckets) noexcept {
 /// mixing the key. Stable across runs, processes and platforms. When buckets
 /// grows from n to n + 1, about 1/(n + 1) of the keys move, all to the new
 /// bucket n. buckets == 0 is treated as 1.
+/// @code
+/// unsigned shard = forkline::jump_hash(user_id, 16);  // the same shard in every process
+/// @endcode
 constexpr unsigned jump_hash(std::uint64_t key, unsigned buckets) noexcept {
     return buckets <= 1 ? 0u : detail::jump_mixed(detail::mix_key(key), buckets);
 }
 
+/// How a key_router relieves hot keys. The defaults suit skewed (Zipf-like)
+/// traffic over a few to a few dozen workers.
 struct route_options {
     /// Spread hot keys. Off: route() is jump_hash() and keeps no counts.
     bool relief = true;
     /// A key is hot when its recent count exceeds hot_factor * recent total /
-    /// workers, i.e. hot_factor of one worker's fair share. The default 1/32
+    /// workers, that is, hot_factor of one worker's fair share. The default 1/32
     /// keeps a Zipf(1.1) stream of a million keys over 4 to 64 workers within
     /// about 1.2x of the mean load, spreading only its top few dozen keys;
     /// raise it to keep more keys at home, lower it to balance harder.
@@ -79,6 +87,12 @@ struct route_options {
 /// Maps keys to workers: jump_hash() for cold keys, a spread for hot ones.
 /// route() may be called from any number of threads at once; it takes no
 /// lock and allocates nothing. Not copyable or movable (it is shared state).
+/// @code
+/// forkline::key_router router(rt.worker_count());
+/// forkline::task_group tg;
+/// for (const order& o : orders) tg.spawn_on(router.route(o.customer_id), [&o] { apply(o); });
+/// tg.wait();
+/// @endcode
 class key_router {
 public:
     /// Throws config_error when workers is 0, hot_factor is not a positive
@@ -106,8 +120,8 @@ public:
     /// true decayed count, above it by collisions). 0 with relief off.
     std::uint64_t estimate(std::uint64_t key) const noexcept;
 
-    unsigned workers() const noexcept { return m_workers; }
-    const route_options& options() const noexcept { return m_options; }
+    unsigned workers() const noexcept { return m_workers; }                ///< the worker count keys map onto
+    const route_options& options() const noexcept { return m_options; }  ///< as given to the constructor
 
 private:
     unsigned spread_for(std::uint64_t count, std::uint64_t routes) const noexcept;

@@ -1,15 +1,18 @@
-// forkline/runtime.hpp: the runtime object, and how outside threads hand it work.
-//
-//   forkline::runtime rt;                       // one pinned worker per core
-//   int v = rt.run([] { return fib(30); });     // blocks until done
-//   auto fut = rt.submit([] { return 42; });    // std::future<int>
-//
-// Shutdown semantics (stop() and the destructor): new submissions are refused
-// with runtime_stopped; everything already accepted runs to completion,
-// including all work it spawns; then the workers exit and are joined. A
-// destructor therefore never drops accepted work, never leaks and never hangs
-// unless accepted work itself never ends. Do not destroy a runtime from one of
-// its own workers.
+/// @file forkline/runtime.hpp
+/// The runtime object, and how outside threads hand it work.
+///
+/// @code
+/// forkline::runtime rt;                       // one pinned worker per core
+/// int v = rt.run([] { return fib(30); });     // blocks until done
+/// auto fut = rt.submit([] { return 42; });    // std::future<int>
+/// @endcode
+///
+/// Shutdown semantics (stop() and the destructor): new submissions are refused
+/// with runtime_stopped; everything already accepted runs to completion,
+/// including all work it spawns; then the workers exit and are joined. A
+/// destructor therefore never drops accepted work, never leaks and never hangs
+/// unless accepted work itself never ends. Do not destroy a runtime from one of
+/// its own workers.
 #pragma once
 
 #include <atomic>       // atomic
@@ -28,9 +31,19 @@
 #include "forkline/detail/worker.hpp"  // worker, wake_waiters
 #include "forkline/topology.hpp"       // placement_config, placement_plan
 
+/// The public API. Names under forkline::detail are internal and may change.
 namespace forkline {
 
+/// How a runtime is set up. The defaults (one pinned worker per physical
+/// core, the environment applied) suit most programs.
+/// @code
+/// forkline::runtime_config c;
+/// c.placement.workers = 4;     // FORKLINE_WORKERS would still override it...
+/// c.read_environment = false;  // ...unless the environment is ignored
+/// forkline::runtime rt(c);
+/// @endcode
 struct runtime_config {
+    /// How many workers, and on which cores (see topology.hpp).
     placement_config placement;
     /// Pin each worker to its planned PU. Off only for experiments.
     bool pin = true;
@@ -50,31 +63,41 @@ struct runtime_config {
 };
 
 /// One worker's counters, as read by runtime::stats().
+/// They only grow: subtract two snapshots to see one stretch of a run.
 struct worker_stats {
-    unsigned worker = 0;
-    unsigned cpu = 0;
-    std::uint64_t spawned = 0;
-    std::uint64_t tasks = 0;
-    std::uint64_t steals_near = 0;
-    std::uint64_t steals_far = 0;
-    std::uint64_t failed_steals = 0;
-    std::uint64_t parks = 0;
-    std::uint64_t wakeups = 0;
+    unsigned worker = 0;                 ///< index of the worker in its runtime
+    unsigned cpu = 0;                    ///< OS cpu number of its planned place
+    std::uint64_t spawned = 0;           ///< jobs it made stealable (pushed on its deque)
+    std::uint64_t tasks = 0;             ///< jobs it ran: spawned ones (its own or stolen) and injected ones
+    std::uint64_t steals_near = 0;       ///< jobs it stole from a worker on its NUMA node
+    std::uint64_t steals_far = 0;        ///< jobs it stole from a worker on another node
+    std::uint64_t failed_steals = 0;     ///< steal attempts that found nothing or lost a race
+    std::uint64_t parks = 0;             ///< times it went to sleep for want of work
+    std::uint64_t wakeups = 0;           ///< times it was woken from that sleep
     std::uint64_t idle_ns = 0;           ///< search_ns + failed_search_ns + parked_ns
     std::uint64_t search_ns = 0;         ///< looking for work, searches that found some
     std::uint64_t failed_search_ns = 0;  ///< looking for work, searches that ended in a park
     std::uint64_t parked_ns = 0;         ///< asleep
     std::uint64_t join_wait_ns = 0;      ///< joins and group waits with nothing found to run
-    std::uint64_t injected = 0;
+    std::uint64_t injected = 0;          ///< jobs it took from outside threads (run(), submit())
 };
 
-enum class submit_status { accepted, full, stopped };
+/// What try_submit() did with the callable.
+enum class submit_status {
+    accepted,  ///< queued; the future will hold its result
+    full,      ///< the injection queue is at its bound: try later, or block in submit()
+    stopped,   ///< the runtime is stopping or stopped
+};
 
 /// The outcome of try_submit: a future when accepted; otherwise why not.
+/// @code
+/// auto r = rt.try_submit([] { return 42; });
+/// if (r.status == forkline::submit_status::accepted) std::printf("%d\n", r.future.get());
+/// @endcode
 template <class R>
 struct submit_result {
-    submit_status status;
-    std::future<R> future;  // valid only when status == accepted
+    submit_status status;   ///< accepted, or why not
+    std::future<R> future;  ///< valid only when status == accepted
 };
 
 namespace detail {
@@ -143,22 +166,38 @@ class stats_state;
 stats_state& stats_of(const runtime& rt);
 }  // namespace detail
 
+/// A set of workers, pinned to cores, that run fork-join work by stealing
+/// from each other; also the door through which other threads hand it work.
+/// Most programs make one, in main(); the fork-join calls made on a thread
+/// that is not a worker use default_runtime() instead.
+/// @code
+/// forkline::runtime rt;                               // one pinned worker per core
+/// int v = rt.run([] { return 6 * 7; });               // runs on a worker; blocks until done
+/// std::future<int> f = rt.submit([] { return 42; });  // returns at once
+/// @endcode
 class runtime {
 public:
     /// Discovers the machine, plans placement, starts and pins the workers.
     /// Throws config_error (bad placement or environment) or system_failure.
     explicit runtime(runtime_config config = {});
+    /// stop(): finishes all accepted work, then joins the workers.
     ~runtime();
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
+    /// The number of workers, fixed for the runtime's life.
     unsigned worker_count() const noexcept;
+    /// Where each worker runs, and how far apart they are.
     const placement_plan& plan() const noexcept;
 
     /// Runs f on a worker and returns its value (or rethrows its exception).
     /// From one of this runtime's own workers f simply runs in place; from
     /// any other thread (a worker of another runtime included) the caller
     /// sleeps until f is done. Throws runtime_stopped after stop().
+    /// @code
+    /// std::vector<int> v = load();
+    /// rt.run([&] { forkline::parallel_sort(v.begin(), v.end()); });
+    /// @endcode
     template <class F>
     auto run(F&& f) -> std::invoke_result_t<F&> {
         using result = std::invoke_result_t<F&>;
@@ -174,6 +213,12 @@ public:
 
     /// Hands f to the runtime and returns its future. Blocks while the
     /// injection queue is full. Throws runtime_stopped after stop().
+    /// f's exception, if any, is rethrown by the future's get().
+    /// @code
+    /// std::future<long> f = rt.submit([] { return fib(30); });
+    /// // ... other work on this thread ...
+    /// long v = f.get();
+    /// @endcode
     template <class F>
     auto submit(F&& f) -> std::future<std::invoke_result_t<std::decay_t<F>&>> {
         using result = std::invoke_result_t<std::decay_t<F>&>;
@@ -224,6 +269,9 @@ private:
 /// The runtime used by invoke(), task_group and parallel_for when called from
 /// a thread that is not a worker: created on first use with the default
 /// config (and the environment), stopped at exit.
+/// @code
+/// std::printf("%u workers\n", forkline::default_runtime().worker_count());
+/// @endcode
 runtime& default_runtime();
 
 }  // namespace forkline

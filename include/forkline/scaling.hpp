@@ -1,13 +1,15 @@
-// forkline/scaling.hpp: models of how a run's time falls with workers, fitted
-// to measurements.
-//
-//   std::vector<forkline::scaling_sample> s = {{1, {2.00, 2.02, 1.99}}, {2, {1.10, 1.12, 1.11}}};
-//   forkline::amdahl_fit a = forkline::fit_amdahl(s);   // a.serial_fraction ~ 0.1
-//   forkline::usl_fit u = forkline::fit_usl(s);         // fit_status::too_few_points: 2 < 3
-//
-// Pure functions of the numbers: no runtime, no clock. forkline-probe and
-// forkline::probe (probe.hpp) feed them; tests feed them synthetic curves.
-// See "Scaling models" in runtime/DESIGN.md.
+/// @file forkline/scaling.hpp
+/// Models of how a run's time falls with workers, fitted to measurements.
+///
+/// @code
+/// std::vector<forkline::scaling_sample> s = {{1, {2.00, 2.02, 1.99}}, {2, {1.10, 1.12, 1.11}}};
+/// forkline::amdahl_fit a = forkline::fit_amdahl(s);   // a.serial_fraction ~ 0.1
+/// forkline::usl_fit u = forkline::fit_usl(s);         // fit_status::too_few_points: 2 < 3
+/// @endcode
+///
+/// Pure functions of the numbers: no runtime, no clock. forkline-probe and
+/// forkline::probe (probe.hpp) feed them; tests feed them synthetic curves.
+/// See "Scaling models" in runtime/DESIGN.md.
 #pragma once
 
 #include <cstdint>  // uint64_t
@@ -19,14 +21,14 @@ namespace forkline {
 
 /// Every repetition's time at one worker count.
 struct scaling_sample {
-    unsigned workers = 0;
+    unsigned workers = 0;         ///< the worker count, >= 1
     std::vector<double> seconds;  ///< one per repetition, each > 0
 };
 
 /// What a fit could make of the data. Anything but `ok` comes with a note
 /// that says so in words.
 enum class fit_status {
-    ok,
+    ok,              ///< the fit's numbers mean what they say
     too_few_points,  ///< fewer distinct worker counts than the model has parameters
     linear,          ///< no serial part / contention / coherency measurable: speedup = N
     no_peak,         ///< USL: beta = 0, the curve flattens but never turns down
@@ -39,17 +41,17 @@ enum class fit_status {
 const char* to_string(fit_status s) noexcept;
 
 /// Amdahl's law, T(N) = T1 (s + (1 - s) / N), fitted by least squares on
-/// 1/speedup against 1/N (intercept and slope free; s = intercept / (intercept
-/// + slope), which does not need a 1-worker point).
+/// 1/speedup against 1/N (intercept and slope free; s = intercept /
+/// (intercept + slope), which does not need a 1-worker point).
 struct amdahl_fit {
-    fit_status status = fit_status::bad_input;
+    fit_status status = fit_status::bad_input;  ///< whether the numbers below mean anything
     double serial_fraction = 0;  ///< s; clamped to [0, 1] only in max_speedup
     /// 95% interval of s: by bootstrap over the repetitions when some point
     /// has two or more (2000 resamples, fixed seed, so the same data always
     /// gives the same interval); else from the regression's residuals when
     /// there are three or more points; else NaN.
     double ci_low = 0;
-    double ci_high = 0;
+    double ci_high = 0;      ///< upper end of that interval
     double max_speedup = 0;  ///< 1 / s (infinity when s <= 0)
     double t1_seconds = 0;   ///< the fitted 1-worker time, intercept + slope
     std::string note;        ///< why, when status is not ok; empty otherwise
@@ -60,7 +62,7 @@ struct amdahl_fit {
 /// squares with alpha, beta >= 0 (each sign pattern of the bounds solved as
 /// its own problem, the best feasible one kept).
 struct usl_fit {
-    fit_status status = fit_status::bad_input;
+    fit_status status = fit_status::bad_input;  ///< whether the numbers below mean anything
     double alpha = 0;  ///< contention: the serialised share
     double beta = 0;   ///< coherency: the cost of keeping N workers in agreement, per pair
     double gamma = 0;  ///< runs per second of one worker
@@ -74,19 +76,34 @@ struct usl_fit {
     /// when linear.
     double max_speedup = 0;
     double r_squared = 0;  ///< of the throughput fit; NaN with under 4 points
-    std::string note;
+    std::string note;      ///< why, when status is not ok; empty otherwise
 };
 
 /// Karp-Flatt experimentally determined serial fraction at each point:
 /// e(N) = (1/S - 1/N) / (1 - 1/N), S = T(1) / T(N) with medians. One value per
 /// sample in input order; NaN for N = 1 and for every point when there is no
-/// 1-worker sample.
+/// 1-worker sample. A value that grows with N points at an overhead that
+/// grows with N, not at a fixed serial part.
+/// @code
+/// std::vector<double> e = forkline::karp_flatt(samples);  // NaN where workers == 1
+/// @endcode
 std::vector<double> karp_flatt(std::span<const scaling_sample> samples);
 
 /// Median of the sample's seconds (NaN when empty).
 double median_seconds(const scaling_sample& s);
 
+/// Fits Amdahl's law (two parameters: at least two worker counts).
+/// @code
+/// forkline::amdahl_fit a = forkline::fit_amdahl(samples);
+/// if (a.status == forkline::fit_status::ok) std::printf("serial %.3f, at most %.1fx\n", a.serial_fraction, a.max_speedup);
+/// @endcode
 amdahl_fit fit_amdahl(std::span<const scaling_sample> samples);
+/// Fits the Universal Scalability Law (three parameters: at least three worker
+/// counts). Unlike Amdahl's law it can say where adding workers starts to hurt.
+/// @code
+/// forkline::usl_fit u = forkline::fit_usl(samples);
+/// if (u.status == forkline::fit_status::ok) std::printf("peak at %.1f workers\n", u.peak_workers);
+/// @endcode
 usl_fit fit_usl(std::span<const scaling_sample> samples);
 
 }  // namespace forkline

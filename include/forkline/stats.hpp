@@ -1,13 +1,16 @@
-// forkline/stats.hpp: what a runtime did, as numbers: per-worker counters,
-// their total, and per-stage totals of the pipelines it ran.
-//
-//   forkline::runtime_report r = forkline::report(rt);
-//   std::printf("%llu steals\n", (unsigned long long)(r.total.steals_near + r.total.steals_far));
-//   forkline::write_stats_text(std::cerr, r);   // what FORKLINE_STATS=1 prints
-//
-// FORKLINE_STATS=1 prints the text form to stderr when a runtime stops;
-// FORKLINE_STATS=json:FILE writes every stopped runtime's report to FILE.
-// See "Counters" in runtime/DESIGN.md.
+/// @file forkline/stats.hpp
+/// What a runtime did, as numbers: per-worker counters, their total, and
+/// per-stage totals of the pipelines it ran.
+///
+/// @code
+/// forkline::runtime_report r = forkline::report(rt);
+/// std::printf("%llu steals\n", (unsigned long long)(r.total.steals_near + r.total.steals_far));
+/// forkline::write_stats_text(std::cerr, r);   // what FORKLINE_STATS=1 prints
+/// @endcode
+///
+/// FORKLINE_STATS=1 prints the text form to stderr when a runtime stops;
+/// FORKLINE_STATS=json:FILE writes every stopped runtime's report to FILE.
+/// See "Counters" in runtime/DESIGN.md.
 #pragma once
 
 #include <cstdint>  // uint64_t
@@ -24,27 +27,34 @@ namespace forkline {
 /// One stage's totals over every run of the same pipeline (the same stage
 /// names in the same order) on one runtime.
 struct stage_totals {
-    std::string pipeline;  ///< the stage names joined with '|', e.g. "read|parse|fold"
-    std::string stage;
-    stage_mode mode = stage_mode::parallel;
+    std::string pipeline;  ///< the stage names joined with '|', such as "read|parse|fold"
+    std::string stage;     ///< the stage's name
+    stage_mode mode = stage_mode::parallel;  ///< as given to stage()
     std::uint64_t runs = 0;  ///< run_pipeline calls
-    std::uint64_t items = 0;
-    std::uint64_t busy_ns = 0;
+    std::uint64_t items = 0;    ///< items it took, over all runs
+    std::uint64_t busy_ns = 0;  ///< time inside its callable, all threads, all runs
     std::uint64_t wall_ns = 0;  ///< of the pipeline's runs (the same for each of its stages)
 };
 
 /// A snapshot of a runtime's counters.
 struct runtime_report {
-    unsigned workers = 0;
+    unsigned workers = 0;                  ///< the runtime's worker count
     double uptime_s = 0;  ///< since the runtime started
-    std::vector<worker_stats> per_worker;
+    std::vector<worker_stats> per_worker;  ///< in worker order
     worker_stats total;  ///< sums; `worker` and `cpu` are 0
-    std::vector<stage_totals> stages;
+    std::vector<stage_totals> stages;      ///< each stage of each distinct pipeline it ran
 };
 
 /// Sums of every counter (worker and cpu left 0).
 worker_stats total_of(std::span<const worker_stats> workers);
 
+/// A snapshot of rt's counters and pipeline totals; may be called while rt
+/// runs, for example before and after a phase to compare them.
+/// @code
+/// forkline::runtime_report r = forkline::report(rt);
+/// for (const forkline::worker_stats& w : r.per_worker)
+///     std::printf("worker %u: %llu tasks\n", w.worker, (unsigned long long)w.tasks);
+/// @endcode
 runtime_report report(const runtime& rt);
 
 /// One line per worker, one total, one per pipeline stage, each starting

@@ -1,15 +1,18 @@
-// forkline/task_group.hpp: spawn any number of tasks, then wait for all.
-//
-//   forkline::task_group tg;
-//   for (auto& part : parts) tg.spawn([&part] { process(part); });
-//   tg.wait();  // rethrows the first exception a task threw
-//
-// On a worker, spawn() places the task in a pooled fixed-size slot (no heap
-// allocation for callables up to task_pool::k_payload bytes less two
-// pointers; larger ones are heap-allocated) and pushes it on the worker's
-// deque. wait() runs and steals work until every task of the group is done.
-// From a thread that is not a worker, spawn() hands tasks to the default
-// runtime and wait() sleeps.
+/// @file forkline/task_group.hpp
+/// Spawn any number of tasks, then wait for all.
+///
+/// @code
+/// forkline::task_group tg;
+/// for (auto& part : parts) tg.spawn([&part] { process(part); });
+/// tg.wait();  // rethrows the first exception a task threw
+/// @endcode
+///
+/// On a worker, spawn() places the task in a pooled fixed-size slot (no heap
+/// allocation for callables up to task_pool::k_payload bytes less two
+/// pointers; larger ones are heap-allocated) and pushes it on the worker's
+/// deque. wait() runs and steals work until every task of the group is done.
+/// From a thread that is not a worker, spawn() hands tasks to the default
+/// runtime and wait() sleeps.
 #pragma once
 
 #include <atomic>       // atomic
@@ -47,8 +50,20 @@ struct group_job : job {
 
 }  // namespace detail
 
+/// Tasks spawned one by one and waited for together: for work whose shape is
+/// known only as it runs (a tree walk, a work list). For a fixed set of
+/// callables invoke() is cheaper; for index ranges, parallel_for.
+/// @code
+/// void walk(const node& n, std::atomic<long>& sum) {
+///     forkline::task_group tg;
+///     for (const node& c : n.children) tg.spawn([&c, &sum] { walk(c, sum); });
+///     sum.fetch_add(n.value, std::memory_order_relaxed);  // relaxed: read after the outermost wait()
+///     tg.wait();
+/// }
+/// @endcode
 class task_group {
 public:
+    /// An empty group. Cheap (no allocation): make one where the tasks are spawned.
     task_group() noexcept
         : m_owner(detail::current_worker()), m_base(m_owner ? m_owner->deque.bottom() : 0) {}
     task_group(const task_group&) = delete;
@@ -109,6 +124,8 @@ public:
 
     /// Tasks of the group that have not started yet will be skipped.
     void cancel() noexcept { m_cancelled.store(true, std::memory_order_relaxed); }
+    /// Whether cancel() was called, or a task threw, since the last wait():
+    /// a long task may poll it to stop early.
     bool is_cancelled() const noexcept { return m_cancelled.load(std::memory_order_relaxed); }
 
 private:

@@ -1,10 +1,11 @@
-// forkline/topology.hpp: the machine as hwloc sees it, and the placement plan.
-//
-// A plan (worker i -> PU, core, L3 group, NUMA node, package, and the
-// distance class between every pair of workers) is computed apart from
-// binding, so it can be checked on synthetic topologies such as
-// "pack:2 numa:2 l3:2 core:4 pu:2" that the test machine does not have.
-// See "Placement" in runtime/DESIGN.md.
+/// @file forkline/topology.hpp
+/// The machine as hwloc sees it, and the placement plan.
+///
+/// A plan (worker i -> PU, core, L3 group, NUMA node, package, and the
+/// distance class between every pair of workers) is computed apart from
+/// binding, so it can be checked on synthetic topologies such as
+/// "pack:2 numa:2 l3:2 core:4 pu:2" that the test machine does not have.
+/// See "Placement" in runtime/DESIGN.md.
 #pragma once
 
 #include <cstdint>      // uint8_t
@@ -24,11 +25,17 @@ enum class placement_policy {
 };
 
 /// What the user asks for. Environment overrides come from with_environment().
+/// @code
+/// forkline::runtime_config c;
+/// c.placement.policy = forkline::placement_policy::scatter;  // spread over NUMA nodes for bandwidth
+/// c.placement.workers = 8;
+/// forkline::runtime rt(c);
+/// @endcode
 struct placement_config {
     /// Number of workers; 0 means one per usable place (physical core, or PU
     /// when use_smt is set, or entry of cpu_list).
     unsigned workers = 0;
-    placement_policy policy = placement_policy::compact;
+    placement_policy policy = placement_policy::compact;  ///< the order places are taken in
     /// Also place workers on SMT siblings. Without it only one PU per core is used.
     bool use_smt = false;
     /// For placement_policy::list: OS cpu numbers, "0-3,8-11" form.
@@ -59,11 +66,13 @@ struct worker_place {
 
 /// The result of planning: one place per worker and the pairwise distances.
 struct placement_plan {
-    std::vector<worker_place> places;
+    std::vector<worker_place> places;  ///< places[i]: where worker i runs
     /// Row-major workers x workers matrix of distance classes.
     std::vector<distance_class> distances;
 
+    /// The number of workers planned.
     unsigned worker_count() const noexcept { return static_cast<unsigned>(places.size()); }
+    /// How far apart workers `from` and `to` are; both must be below worker_count().
     distance_class distance(unsigned from, unsigned to) const noexcept {
         return distances[static_cast<std::size_t>(from) * places.size() + to];
     }
@@ -73,15 +82,20 @@ struct placement_plan {
 
 /// Counts of the objects in the allowed part of the machine.
 struct topology_summary {
-    unsigned packages = 0;
-    unsigned numa_nodes = 0;
-    unsigned l3_groups = 0;
-    unsigned cores = 0;
-    unsigned pus = 0;
+    unsigned packages = 0;    ///< sockets
+    unsigned numa_nodes = 0;  ///< memory nodes
+    unsigned l3_groups = 0;   ///< last-level cache domains (0 when the machine reports none)
+    unsigned cores = 0;       ///< physical cores
+    unsigned pus = 0;         ///< hardware threads (cores x SMT ways)
 };
 
 /// The machine (or a synthetic one), restricted to the cpus this process may use.
 /// Owns an hwloc topology; movable, not copyable.
+/// @code
+/// forkline::topology t = forkline::topology::synthetic("pack:2 numa:2 l3:2 core:4 pu:2");
+/// forkline::placement_plan p = t.plan({.workers = 8, .policy = forkline::placement_policy::scatter});
+/// std::fputs(p.describe().c_str(), stdout);
+/// @endcode
 class topology {
 public:
     /// This host, restricted to the process's allowed cpuset (taskset, cgroups).
@@ -93,10 +107,13 @@ public:
     /// taskset would. Throws config_error on a description hwloc rejects.
     static topology synthetic(std::string_view description, std::string_view allowed_cpus = {});
 
+    /// Takes the other's hwloc topology; the other may only be destroyed or assigned.
     topology(topology&&) noexcept;
+    /// Frees this topology and takes the other's.
     topology& operator=(topology&&) noexcept;
     ~topology();
 
+    /// Counts of packages, nodes, caches, cores and PUs this process may use.
     topology_summary summary() const;
 
     /// Computes where each worker goes. Throws config_error when the request
