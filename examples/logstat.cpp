@@ -18,7 +18,6 @@
 #include <cstddef>    // size_t
 #include <cstdio>     // fputs, fprintf
 #include <exception>  // exception, rethrow_exception
-#include <optional>   // optional
 #include <stdexcept>  // logic_error
 #include <string>     // string
 #include <utility>    // move
@@ -26,6 +25,7 @@
 
 #include <forkline/io.hpp>        // io::reader, io::chunk, io::io_error
 #include <forkline/pipeline.hpp>  // run_pipeline, stage, flow_control, pipeline_error
+#include <forkline/read_stage.hpp>  // read_stage
 #include <forkline/runtime.hpp>   // runtime, runtime_config
 
 #include "logstat_core.hpp"  // options, count_chunk, worker_table, merge_tables, rank, write_ranked
@@ -69,46 +69,9 @@ int run(const logstat::options& o) {
     std::vector<logstat::worker_table> tables(workers);
     logstat::malformed_report report;
 
-    // The read stage's state; only the read stage touches it (serial).
-    std::optional<forkline::io::chunk> early;  // arrived between pause() and registering the wake-up
-    bool ended = false;
-
     forkline::run_pipeline(
         rt, tokens,
-        forkline::stage(forkline::serial_in_order, "read",
-                        [&](forkline::flow_control& fc) -> forkline::io::chunk {
-                            forkline::io::chunk c;
-                            if (early) {
-                                c = std::move(*early);
-                                early.reset();
-                                return c;
-                            }
-                            if (ended) {
-                                fc.stop();
-                                return c;
-                            }
-                            switch (in.try_next(c)) {
-                                case forkline::io::reader::poll::ready: return c;
-                                case forkline::io::reader::poll::end: fc.stop(); return c;
-                                case forkline::io::reader::poll::pending: break;
-                            }
-                            // Nothing ready: pause, then ask again with a wake-up. The
-                            // chunk (or the end) may have come in between; then it is
-                            // kept for the next call and we resume at once ourselves.
-                            const forkline::resume_handle h = fc.pause();
-                            switch (in.try_next(c, [h] { h.resume(); })) {
-                                case forkline::io::reader::poll::ready:
-                                    early = std::move(c);
-                                    h.resume();
-                                    break;
-                                case forkline::io::reader::poll::end:
-                                    ended = true;
-                                    h.resume();
-                                    break;
-                                case forkline::io::reader::poll::pending: break;
-                            }
-                            return forkline::io::chunk{};
-                        }),
+        forkline::stage(forkline::serial_in_order, "read", forkline::read_stage(in)),
         forkline::stage(forkline::parallel, "count",
                         [&](forkline::io::chunk& c) {
                             const int w = rt.current_worker_index();

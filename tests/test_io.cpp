@@ -32,7 +32,8 @@
 #include <thread>      // thread
 #include <vector>      // vector
 
-#include "forkline/io.hpp"  // reader, writer, io_error
+#include "forkline/io.hpp"          // reader, writer, io_error
+#include "forkline/read_stage.hpp"  // read_stage
 #include "io_config.hpp"    // parse_io_setting, resolve_backend, uring_probe_errno
 #include "support.hpp"      // scaled
 
@@ -1304,5 +1305,43 @@ TEST_CASE("FORKLINE_IO=psync forces psync; a bad value is a config_error") {
         ::setenv("FORKLINE_IO", saved.c_str(), 1);
     } else {
         ::unsetenv("FORKLINE_IO");
+    }
+}
+
+TEST_CASE("read_stage feeds a pipeline every byte in order, from a slow pipe and from a file") {
+    const std::string data = random_bytes(scaled(1 << 20, 128 << 10) + 77, 23);
+    for (const io::backend b : backends()) {
+        const std::string backend = io::backend_name(b);
+        CAPTURE(backend);
+        forkline::runtime rt(config_for(2));
+        pipe_fds p;
+        // Small writes with pauses between them: the stage finds nothing
+        // ready often and must pause and be resumed, not block.
+        std::thread feeder = feed_pipe(p.fd[1], data, 7);
+        p.fd[1] = -1;
+        io::reader in(p.fd[0], "pipe", {.chunk_bytes = k_chunk, .depth = 2, .io = b});
+        std::string seen;
+        std::uint64_t expected_sequence = 0;
+        bool in_order = true;
+        const forkline::pipeline_stats st = forkline::run_pipeline(rt, 4,
+            forkline::stage(forkline::serial_in_order, "read", forkline::read_stage(in)),
+            forkline::stage(forkline::parallel, "pass", [](io::chunk& c) { return std::move(c); }),
+            forkline::stage(forkline::serial_in_order, "join", [&](io::chunk& c, forkline::flow_control& fc) {
+                in_order = in_order && fc.sequence() == expected_sequence++;
+                seen.append(c.data.data(), c.data.size());
+            }));
+        feeder.join();
+        CHECK(in_order);
+        CHECK(seen == data);
+        CHECK(st.items == expected_sequence);
+        scratch_dir dir;
+        const std::string path = dir.path + "/f";
+        put_file(path, data);
+        io::reader file(path, {.chunk_bytes = k_chunk, .io = b});
+        std::string again;
+        forkline::run_pipeline(rt, 4,
+            forkline::stage(forkline::serial_in_order, "read", forkline::read_stage(file)),
+            forkline::stage(forkline::serial_in_order, "join", [&](io::chunk& c) { again.append(c.data.data(), c.data.size()); }));
+        CHECK(again == data);
     }
 }

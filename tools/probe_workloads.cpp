@@ -32,6 +32,7 @@
 #include <forkline/parallel_for.hpp>  // parallel_for
 #include <forkline/pipeline.hpp>      // run_pipeline, stage, flow_control, pipeline_stats
 #include <forkline/probe.hpp>         // probe::scaling, analyse, measure_work_span, bound_of
+#include <forkline/read_stage.hpp>    // read_stage
 #include <forkline/runtime.hpp>       // runtime
 #include <forkline/topology.hpp>      // topology::discover (the default top count)
 
@@ -540,44 +541,10 @@ forkline::pipeline_stats run_lines(forkline::runtime& rt, const std::filesystem:
     forkline::io::reader in(input.string(), {.chunk_bytes = std::size_t{256} << 10,
                                              .depth = static_cast<unsigned>(tokens),
                                              .whole_lines = true});
-    std::optional<forkline::io::chunk> early;  // came in between pause() and the wake-up's registration
-    bool ended = false;
     fold total;
     const forkline::pipeline_stats stats = forkline::run_pipeline(
         rt, tokens,
-        forkline::stage(forkline::serial_in_order, "read",
-                        [&](forkline::flow_control& fc) -> forkline::io::chunk {
-                            forkline::io::chunk c;
-                            if (early) {
-                                c = std::move(*early);
-                                early.reset();
-                                return c;
-                            }
-                            if (ended) {
-                                fc.stop();
-                                return c;
-                            }
-                            switch (in.try_next(c)) {
-                                case forkline::io::reader::poll::ready: return c;
-                                case forkline::io::reader::poll::end: fc.stop(); return c;
-                                case forkline::io::reader::poll::pending: break;
-                            }
-                            // Nothing ready: pause, then ask again with a wake-up; what
-                            // arrived in between is kept for the next call.
-                            const forkline::resume_handle h = fc.pause();
-                            switch (in.try_next(c, [h] { h.resume(); })) {
-                                case forkline::io::reader::poll::ready:
-                                    early = std::move(c);
-                                    h.resume();
-                                    break;
-                                case forkline::io::reader::poll::end:
-                                    ended = true;
-                                    h.resume();
-                                    break;
-                                case forkline::io::reader::poll::pending: break;
-                            }
-                            return forkline::io::chunk{};
-                        }),
+        forkline::stage(forkline::serial_in_order, "read", forkline::read_stage(in)),
         forkline::stage(forkline::parallel, "parse",
                         [](forkline::io::chunk& c) {
                             const fold f = fold_lines(c.data.data(), c.data.size());

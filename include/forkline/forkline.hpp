@@ -15,6 +15,7 @@
 #include "forkline/parallel_sort.hpp"  // parallel_sort
 #include "forkline/pipeline.hpp"      // run_pipeline, stage, flow_control
 #include "forkline/probe.hpp"         // probe::scaling, probe::measure_work_span
+#include "forkline/read_stage.hpp"    // read_stage (an io::reader as a first stage)
 #include "forkline/route.hpp"         // jump_hash, key_router
 #include "forkline/runtime.hpp"       // runtime, runtime_config, default_runtime
 #include "forkline/scaling.hpp"       // fit_amdahl, fit_usl, karp_flatt
