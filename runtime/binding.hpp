@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>  // size_t
+#include <cstdint>  // int64_t
 
 #include <forkline/topology.hpp>  // topology
 
@@ -24,5 +25,12 @@ void* allocate_on_node(const topology& topo, std::size_t bytes, int numa_os_inde
 
 /// Releases memory from allocate_on_node(); null is ignored.
 void free_on_node(const topology& topo, void* p, std::size_t bytes) noexcept;
+
+/// allocate_on_node() without the count below (its implementation).
+void* allocate_on_node_uncounted(const topology& topo, std::size_t bytes, int numa_os_index);
+
+/// Blocks from allocate_on_node() not yet released, over the whole process:
+/// lets tests see a leak that LeakSanitizer cannot (hwloc maps the memory).
+std::int64_t node_blocks_in_use() noexcept;
 
 }  // namespace forkline::detail

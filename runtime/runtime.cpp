@@ -8,6 +8,7 @@
 #include <linux/membarrier.h>  // MEMBARRIER_CMD_*
 #include <pthread.h>         // pthread_setname_np
 #include <sched.h>           // sched_yield
+#include <cerrno>            // errno
 #include <sys/syscall.h>     // SYS_futex, SYS_membarrier
 #include <unistd.h>          // syscall
 
@@ -46,6 +47,11 @@ constexpr unsigned k_yield_rounds = 16;
 // A join with nothing to steal sleeps this long before looking again, so a
 // blocked join still helps with work that appears later.
 constexpr long k_join_sleep_ns = 1'000'000;
+// After membarrier failed, a parked worker looks for work this often: a push
+// that skipped its fence before it saw the fallback may not wake it.
+constexpr long k_fallback_park_ns = 1'000'000;
+// The largest injection_capacity accepted (the ring's cells are allocated).
+constexpr std::size_t k_max_injection_capacity = std::size_t{1} << 62;
 
 long futex_call(const std::atomic<std::uint32_t>& word, int op, std::uint32_t val,
                 const timespec* timeout) noexcept {
@@ -76,6 +82,24 @@ std::uint64_t now_ns() noexcept {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                           std::chrono::steady_clock::now().time_since_epoch())
                                           .count());
+}
+
+/// The address below which this thread's joins stop running other work: the
+/// middle of its stack (see "Stack limit" in DESIGN.md). 0 when unknown.
+std::uintptr_t help_floor_of_this_thread() noexcept {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) return 0;
+    void* low = nullptr;
+    std::size_t size = 0;
+    const int rc = pthread_attr_getstack(&attr, &low, &size);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) return 0;
+    return reinterpret_cast<std::uintptr_t>(low) + size / 2;
+}
+
+/// Whether a join at this depth may run work that is not its own.
+inline bool stack_allows_help(const std::uintptr_t floor) noexcept {
+    return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) > floor;
 }
 
 /// Waits a little after a search round that found nothing: exponential
@@ -128,8 +152,17 @@ bool register_membarrier() noexcept {
 class injector {
 public:
     explicit injector(std::size_t capacity) {
-        std::size_t cap = 2;
+        if (capacity == 0 || capacity > k_max_injection_capacity) {
+            throw config_error("forkline: runtime_config::injection_capacity = " + std::to_string(capacity) +
+                               " is out of range: give a bound from 1 to 2^62 jobs");
+        }
+        std::size_t cap = 1;
         while (cap < capacity) cap <<= 1;
+        // The sequence scheme needs two cells at least: with one, a full
+        // cell's sequence equals the next lap's empty one. A bound of 1 keeps
+        // two cells and refuses a second job by counting.
+        m_single = cap == 1;
+        if (m_single) cap = 2;
         m_mask = cap - 1;
         m_cells = std::make_unique<cell[]>(cap);
         for (std::size_t i = 0; i < cap; ++i) m_cells[i].seq.store(i, std::memory_order_relaxed);
@@ -143,6 +176,9 @@ public:
             // emptied this cell, so our write of item does not race its read.
             const std::size_t seq = c.seq.load(std::memory_order_acquire);
             const auto diff = static_cast<std::ptrdiff_t>(seq - pos);
+            // acquire: a consumer's claim of the last job is seen before we
+            // count it; a stale head only makes us answer full.
+            if (m_single && pos != m_head.load(std::memory_order_acquire)) return false;
             if (diff == 0) {
                 if (m_tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
                     c.item.store(j, std::memory_order_relaxed);
@@ -199,6 +235,7 @@ private:
     };
     std::unique_ptr<cell[]> m_cells;
     std::size_t m_mask = 0;
+    bool m_single = false;  // a bound of one job in a ring of two cells
     // written by: producers (CAS)
     alignas(k_cache_line) std::atomic<std::size_t> m_tail{0};
     // written by: consumers (CAS)
@@ -222,6 +259,8 @@ struct worker_home {
     std::vector<unsigned> victims;      // other workers, nearest distance class first
     std::vector<std::size_t> class_end; // victims[class_end[k-1], class_end[k]) share a class
     std::uint64_t rng = 0;
+    // Below this address a join stops helping: see "Stack limit" in DESIGN.md.
+    std::uintptr_t help_floor = 0;
     pthread_t thread{};
     bool started = false;
 };
@@ -237,15 +276,21 @@ public:
     job* steal_round(worker_home& h) noexcept;
     job* steal_from(worker_home& h, unsigned victim) noexcept;
     bool work_visible() const noexcept;
+    bool mail_visible() const noexcept;
     bool should_exit() const noexcept {
-        // acquire: pairs with stop()'s release... (seq_cst both: see "Shutdown" in DESIGN.md)
-        return m_stopping.load(std::memory_order_seq_cst) &&
-               m_outstanding.load(std::memory_order_seq_cst) == 0;
+        // acquire: pairs with the release store in quiescent() ("Shutdown", Q3).
+        return m_exit.load(std::memory_order_acquire);
     }
+    bool quiescent() noexcept;
+    void begin_stop() noexcept;
+    bool stopping_from_own_worker() noexcept;
+    void release_homes() noexcept;
+    job* take_injected() noexcept;
     void wake_one() noexcept;
     void wake_all() noexcept;
     void park(worker_home& h) noexcept;
-    void heavy_barrier() const noexcept;
+    void heavy_barrier() noexcept;
+    void membarrier_failed(int err) noexcept;
     void worker_main(worker_home& h, std::latch& started) noexcept;
     void run_injected(worker_home& h, job* j) noexcept;
     void finish_outstanding() noexcept;
@@ -258,21 +303,49 @@ public:
     topology m_topo;
     placement_plan m_plan;
     idle_control m_idle;
-    bool m_use_membarrier = false;
+    // written by: the constructor, then once by membarrier_failed(); read by: parkers
+    std::atomic<bool> m_use_membarrier{false};
+    // Set with m_use_membarrier's clearing: parks then sleep with a timeout.
+    std::atomic<bool> m_timed_parking{false};
     // Parking protocol state. written by: notifiers and parkers
     alignas(k_cache_line) std::atomic<std::uint32_t> m_epoch{0};
     alignas(k_cache_line) std::atomic<std::uint32_t> m_waking{0};
     // Shutdown state. written by: stop(), inject(), finishing root jobs
     alignas(k_cache_line) std::atomic<bool> m_stopping{false};
     std::atomic<std::uint64_t> m_outstanding{0};
+    // Set once every worker is parked with nothing left anywhere after stop;
+    // the workers then exit. written by: the parker that sees it ("Shutdown").
+    std::atomic<bool> m_exit{false};
+    // Workers started (so that can ever park); fixed once start() returns.
+    std::uint32_t m_live_workers = 0;
+    // Outside threads inside inject(); the destructor waits for it to be 0.
+    // written by: submitters (+1/-1), futex word for the destructor.
+    alignas(k_cache_line) std::atomic<std::uint32_t> m_injecting{0};
     injector m_injector;
     std::vector<worker_home*> m_homes;
     std::mutex m_start_mutex;
     std::exception_ptr m_start_error;  // the first worker's failure to pin, if any
     std::mutex m_stop_mutex;           // stop() may be called from several threads at once
-    bool m_stopped = false;            // guarded by m_stop_mutex
+    bool m_stopped = false;            // guarded by m_stop_mutex: workers joined
+    bool m_stop_begun = false;         // guarded by m_stop_mutex: stopping set, sleepers woken
     stats_state m_stats;               // FORKLINE_STATS: pipelines run, report at stop
+    runtime_core* m_next_orphan = nullptr;  // in the list of cores left to the process's end
 };
+
+namespace {
+// Cores whose runtime was destroyed on one of its own workers: their workers
+// may still run, so the memory stays, reachable from here (so that leak
+// checkers do not report it). See "Shutdown", stop from a worker.
+std::atomic<runtime_core*> g_orphans{nullptr};
+
+void keep_until_exit(runtime_core* c) noexcept {
+    runtime_core* head = g_orphans.load(std::memory_order_relaxed);
+    do {
+        c->m_next_orphan = head;
+        // release: nothing reads the list but leak checkers; keeps it well formed.
+    } while (!g_orphans.compare_exchange_weak(head, c, std::memory_order_release, std::memory_order_relaxed));
+}
+}  // namespace
 
 namespace {
 
@@ -306,7 +379,7 @@ std::uint64_t next_random(std::uint64_t& s) noexcept {
 runtime_core::runtime_core(runtime_config cfg)
     : m_config(std::move(cfg)),
       m_topo(topology::discover()),
-      m_injector(m_config.injection_capacity == 0 ? 1 : m_config.injection_capacity),
+      m_injector(m_config.injection_capacity),
       m_stats(m_config.stats) {
     placement_config pc = m_config.placement;
     if (m_config.read_environment) pc = with_environment(pc);
@@ -322,30 +395,44 @@ runtime_core::runtime_core(runtime_config cfg)
         if (from_env.empty()) throw;
         throw config_error(std::string(e.what()) + " (set in the environment: " + from_env + ")");
     }
-    m_use_membarrier = register_membarrier();
-    m_idle.push_needs_fence = !m_use_membarrier;
+    const bool membarrier = register_membarrier();
+    // relaxed: the workers start after this, ordered by pthread_create.
+    m_use_membarrier.store(membarrier, std::memory_order_relaxed);
+    m_idle.push_needs_fence.store(!membarrier, std::memory_order_relaxed);
 
     const unsigned n = m_plan.worker_count();
     m_homes.reserve(n);
-    for (unsigned i = 0; i < n; ++i) {
-        const int node = m_plan.places[i].numa_os_index;
-        const std::size_t buf_bytes = sizeof(std::atomic<job*>) * k_deque_capacity;
-        auto* buf = static_cast<std::atomic<job*>*>(allocate_on_node(m_topo, buf_bytes, node));
-        for (std::int64_t k = 0; k < k_deque_capacity; ++k) new (&buf[k]) std::atomic<job*>(nullptr);
-        void* mem = allocate_on_node(m_topo, sizeof(worker_home), node);
-        auto* h = new (mem) worker_home(buf, &m_topo, node);
-        h->w.idle = &m_idle;
-        h->w.core = this;
-        h->w.pool = &h->pool;
-        h->w.index = i;
-        h->w.peers = n;
-        seed_victims(*h, m_plan, i);
-        m_homes.push_back(h);
+    const std::size_t buf_bytes = sizeof(std::atomic<job*>) * k_deque_capacity;
+    try {
+        for (unsigned i = 0; i < n; ++i) {
+            const int node = m_plan.places[i].numa_os_index;
+            auto* buf = static_cast<std::atomic<job*>*>(allocate_on_node(m_topo, buf_bytes, node));
+            for (std::int64_t k = 0; k < k_deque_capacity; ++k) new (&buf[k]) std::atomic<job*>(nullptr);
+            void* mem = nullptr;
+            worker_home* h = nullptr;
+            try {
+                mem = allocate_on_node(m_topo, sizeof(worker_home), node);
+                h = new (mem) worker_home(buf, &m_topo, node);
+            } catch (...) {
+                free_on_node(m_topo, mem, sizeof(worker_home));
+                free_on_node(m_topo, buf, buf_bytes);
+                throw;
+            }
+            m_homes.push_back(h);  // reserved: cannot throw; from here release_homes() frees it
+            h->w.idle = &m_idle;
+            h->w.core = this;
+            h->w.pool = &h->pool;
+            h->w.index = i;
+            h->w.peers = n;
+            seed_victims(*h, m_plan, i);
+        }
+    } catch (...) {
+        release_homes();  // the destructor will not run for a half-built core
+        throw;
     }
 }
 
-runtime_core::~runtime_core() {
-    stop();
+void runtime_core::release_homes() noexcept {
     const std::size_t buf_bytes = sizeof(std::atomic<job*>) * k_deque_capacity;
     for (worker_home* h : m_homes) {
         std::atomic<job*>* buf = h->m_buffer;
@@ -353,6 +440,17 @@ runtime_core::~runtime_core() {
         free_on_node(m_topo, h, sizeof(worker_home));
         free_on_node(m_topo, buf, buf_bytes);
     }
+    m_homes.clear();
+}
+
+runtime_core::~runtime_core() {
+    stop();
+    // Submitters that stop() woke may still be on their way out of inject().
+    // acquire: pairs with their release decrement; nothing of ours is touched after.
+    for (std::uint32_t v; (v = m_injecting.load(std::memory_order_acquire)) != 0;) {
+        futex_wait(m_injecting, v);
+    }
+    release_homes();
 }
 
 void runtime_core::start() {
@@ -374,6 +472,7 @@ void runtime_core::start() {
     }
     std::vector<launch> args;
     args.reserve(m_homes.size());
+    m_live_workers = static_cast<std::uint32_t>(m_homes.size());
     for (worker_home* h : m_homes) args.push_back({this, h, &started});
     int failure = 0;
     std::size_t launched = 0;
@@ -392,6 +491,8 @@ void runtime_core::start() {
     }
     pthread_attr_destroy(&attr);
     if (failure != 0) {
+        // Workers read it only after seeing m_stopping, which stop() sets after this.
+        m_live_workers = static_cast<std::uint32_t>(launched);
         // Release the latch for the workers never created, then stop the rest.
         started.count_down(static_cast<std::ptrdiff_t>(m_homes.size() - launched));
         started.wait();
@@ -427,6 +528,7 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
         }
     }
     started.count_down();
+    h.help_floor = help_floor_of_this_thread();
 
     for (;;) {
         if (job* j = take_mail(h.w)) {
@@ -444,11 +546,13 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
         bool injected = false;
         for (unsigned round = 0;; ++round) {
             if ((found = take_mail(h.w)) != nullptr) break;
-            if ((found = steal_round(h)) != nullptr) break;
+            // The injection queue before stealing, so that outside work is
+            // not starved by fork-join that always leaves something to steal.
             if ((found = pop_injected()) != nullptr) {
                 injected = true;
                 break;
             }
+            if ((found = steal_round(h)) != nullptr) break;
             if (should_exit() || !back_off(round)) break;
         }
         const std::uint64_t searched = now_ns() - t0;
@@ -533,14 +637,57 @@ bool runtime_core::work_visible() const noexcept {
     return m_injector.looks_nonempty();
 }
 
-void runtime_core::heavy_barrier() const noexcept {
-    if (m_use_membarrier) {
+bool runtime_core::mail_visible() const noexcept {
+    for (const worker_home* h : m_homes) {
+        // acquire: pairs with a poster's release CAS.
+        if (h->w.mailbox.load(std::memory_order_acquire) != nullptr) return true;
+    }
+    return false;
+}
+
+// See "Shutdown" in DESIGN.md, Q1-Q3. Called by a parker whose scan found nothing.
+bool runtime_core::quiescent() noexcept {
+    // Q1: stop has begun and no root job is outstanding.
+    if (!m_stopping.load(std::memory_order_seq_cst) || m_outstanding.load(std::memory_order_seq_cst) != 0) {
+        return false;
+    }
+    // Q2: every worker is parked (announced in P3), so none runs a task that
+    // could spawn or post more. seq_cst: reads the parkers' seq_cst increments,
+    // whose release publishes every push and post made before them...
+    if (m_idle.sleepers.load(std::memory_order_seq_cst) != m_live_workers) return false;
+    // ...so a scan made after it sees any work they left behind.
+    if (work_visible() || mail_visible()) return false;
+    // Q3: nothing anywhere and nobody to make more: everyone exits.
+    m_exit.store(true, std::memory_order_release);  // release: pairs with should_exit()
+    wake_all();
+    return true;
+}
+
+void runtime_core::heavy_barrier() noexcept {
+    // relaxed: the flag only ever goes from true to false; a stale true costs
+    // one failing syscall, a stale false one fence too many.
+    if (m_use_membarrier.load(std::memory_order_relaxed)) {
         // Asymmetric fence, heavy side: every running thread of the process
         // executes a full barrier before this returns.
-        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-    } else {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
+        membarrier_failed(errno);
     }
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+// See "Parking protocol", "When membarrier fails".
+void runtime_core::membarrier_failed(int err) noexcept {
+    if (!m_use_membarrier.exchange(false, std::memory_order_acq_rel)) return;  // someone else did this
+    // seq_cst: pushes from now on pay the full fence; pushes that have not
+    // seen this yet may still miss a parker, hence timed parking for good.
+    m_idle.push_needs_fence.store(true, std::memory_order_seq_cst);
+    m_timed_parking.store(true, std::memory_order_seq_cst);
+    const char* name = strerrorname_np(err);
+    std::fprintf(stderr,
+                 "forkline: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after start-up with %s (%s), "
+                 "perhaps a seccomp filter; from now on pushes pay a full fence and parked workers look for "
+                 "work every %ld ms\n",
+                 name != nullptr ? name : "an unknown errno", std::strerror(err), k_fallback_park_ns / 1'000'000);
 }
 
 // See "Parking protocol" in DESIGN.md: steps P1-P6.
@@ -556,7 +703,8 @@ void runtime_core::park(worker_home& h) noexcept {
     heavy_barrier();
     // P4: scan. Any push (or post to our mailbox) that did not see our
     // announcement is visible here.
-    if (work_visible() || h.w.mailbox.load(std::memory_order_acquire) != nullptr || should_exit()) {
+    if (work_visible() || h.w.mailbox.load(std::memory_order_acquire) != nullptr || should_exit() ||
+        quiescent()) {
         m_idle.sleepers.fetch_sub(1, std::memory_order_seq_cst);
         return;
     }
@@ -565,8 +713,10 @@ void runtime_core::park(worker_home& h) noexcept {
     const std::uint64_t t0 = now_ns();
     // relaxed: a statistic; stats() tolerates a snapshot a sleep off.
     h.w.counters.parked_since.store(t0, std::memory_order_relaxed);
-    // P5: sleep unless the epoch moved since P2.
-    futex_wait(m_epoch, epoch);
+    // P5: sleep unless the epoch moved since P2 (for a while only, once
+    // membarrier has failed; relaxed: either value is safe to act on here).
+    const timespec fallback{0, k_fallback_park_ns};
+    futex_wait(m_epoch, epoch, m_timed_parking.load(std::memory_order_relaxed) ? &fallback : nullptr);
     // P6: take over the wake token. acq_rel, an RMW: it reads the last
     // notifier's exchange, whose release makes that notifier's push (and
     // that of every notifier that found the token taken before it) visible
@@ -607,6 +757,13 @@ void runtime_core::run_injected(worker_home& h, job* j) noexcept {
     finish_outstanding();
 }
 
+/// For joins: a job from the injection queue, if there is one. The cheap
+/// look first keeps the empty case to two loads of lines rarely written.
+job* runtime_core::take_injected() noexcept {
+    if (!m_injector.looks_nonempty()) return nullptr;
+    return pop_injected();
+}
+
 void runtime_core::finish_outstanding() noexcept {
     // seq_cst: see "Shutdown" in DESIGN.md.
     if (m_outstanding.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
@@ -634,6 +791,33 @@ submit_status runtime_core::try_inject(job* j) {
 }
 
 void runtime_core::inject(job* j, bool block) {
+    if (worker* w = current_worker(); w != nullptr && w->core == this) {
+        // One of our own workers: sleeping here could leave no one to drain
+        // the queue, so it runs queued jobs until its own fits ("Submit ring", S5).
+        worker_home& h = *m_homes[w->index];
+        for (;;) {
+            const submit_status s = try_inject(j);
+            if (s == submit_status::accepted) return;
+            if (s == submit_status::stopped) {
+                throw runtime_stopped("forkline: the runtime is stopping; submission refused");
+            }
+            if (!block) return;
+            if (job* q = pop_injected()) {
+                run_injected(h, q);
+            } else {
+                cpu_relax();  // a consumer is between its claim and its release of a cell
+            }
+        }
+    }
+    // Counted, so that the destructor waits for us to leave (see "Shutdown").
+    m_injecting.fetch_add(1, std::memory_order_relaxed);  // relaxed: we are not leaving yet
+    struct leave {
+        std::atomic<std::uint32_t>& n;
+        ~leave() {
+            // release: our last touches of the runtime come before the destructor's acquire.
+            if (n.fetch_sub(1, std::memory_order_release) == 1) futex_wake(n, INT_MAX);
+        }
+    } on_leave{m_injecting};
     for (;;) {
         const submit_status s = try_inject(j);
         if (s == submit_status::accepted) return;
@@ -652,23 +836,46 @@ void runtime_core::inject(job* j, bool block) {
     }
 }
 
-void runtime_core::stop() noexcept {
-    if (worker* w = current_worker(); w != nullptr && w->core == this) {
-        std::fprintf(stderr, "forkline: runtime::stop() or ~runtime() called from its own worker %u;"
-                             " that would wait for itself\n", w->index);
-        std::terminate();
-    }
+void runtime_core::begin_stop() noexcept {
     std::lock_guard<std::mutex> lock(m_stop_mutex);
-    if (m_stopped) return;
-    m_stopped = true;
+    if (m_stop_begun) return;
+    m_stop_begun = true;
     m_stopping.store(true, std::memory_order_seq_cst);
+    // Parked workers wake, find nothing and park again; the last to park sees
+    // everyone parked and nothing left, and they all exit ("Shutdown").
     wake_all();
     m_injector.space_epoch.fetch_add(1, std::memory_order_release);
     futex_wake(m_injector.space_epoch, INT_MAX);
+}
+
+void runtime_core::stop() noexcept {
+    begin_stop();
+    // From one of our own workers we cannot wait for ourselves: the workers
+    // finish and exit on their own ("Shutdown", stop from a worker).
+    if (worker* w = current_worker(); w != nullptr && w->core == this) return;
+    std::lock_guard<std::mutex> lock(m_stop_mutex);
+    if (m_stopped) return;
+    m_stopped = true;
     for (worker_home* h : m_homes) {
         if (h->started) pthread_join(h->thread, nullptr);
         h->started = false;
     }
+}
+
+bool runtime_core::stopping_from_own_worker() noexcept {
+    worker* w = current_worker();
+    if (w == nullptr || w->core != this) return false;
+    begin_stop();
+    std::lock_guard<std::mutex> lock(m_stop_mutex);
+    if (!m_stopped) {
+        // Nobody will join them: let their resources go when they exit.
+        for (worker_home* h : m_homes) {
+            if (h->started) pthread_detach(h->thread);
+            h->started = false;
+        }
+        m_stopped = true;
+    }
+    return true;
 }
 
 // ---- entry points declared in the public headers ----
@@ -706,14 +913,27 @@ void join_stolen(worker& w, join_job& j) noexcept {
     unsigned idle_rounds = 0;
     // Time with nothing to run goes to join_wait_ns; time in jobs run meanwhile does not.
     std::uint64_t waiting_since = now_ns();
+    // Past the middle of the stack, run nothing but our mail ("Stack limit").
+    const bool may_help = stack_allows_help(h.help_floor);
     // acquire: pairs with the thief's exchange to k_done.
     while (j.state.load(std::memory_order_acquire) != k_done) {
         // Leapfrogging: the thief's deque holds the pieces of our job.
         const unsigned thief = j.thief.load(std::memory_order_relaxed);
         // Mail first: a poster may be waiting for exactly this worker.
         job* found = take_mail(w);
-        if (found == nullptr && thief < c.m_homes.size() && thief != w.index) found = c.steal_from(h, thief);
-        if (found == nullptr) found = c.steal_round(h);
+        if (found == nullptr && may_help) {
+            // Outside work next, so that a fork-join that never runs dry
+            // does not starve it ("Steal protocol", injection bound).
+            if (job* q = c.take_injected()) {
+                bump(w.counters.join_wait_ns, now_ns() - waiting_since);
+                c.run_injected(h, q);
+                waiting_since = now_ns();
+                idle_rounds = 0;
+                continue;
+            }
+            if (thief < c.m_homes.size() && thief != w.index) found = c.steal_from(h, thief);
+            if (found == nullptr) found = c.steal_round(h);
+        }
         if (found != nullptr) {
             bump(w.counters.join_wait_ns, now_ns() - waiting_since);
             run_job(w, found);
@@ -742,11 +962,22 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
     worker_home& h = *c.m_homes[w.index];
     unsigned idle_rounds = 0;
     std::uint64_t waiting_since = now_ns();  // as in join_stolen
+    const bool may_help = stack_allows_help(h.help_floor);  // as in join_stolen
     // acquire: pairs with each finishing task's release.
     while ((word.load(std::memory_order_acquire) & count_mask) != 0) {
         job* found = take_mail(w);
+        // Our own group's tasks, whatever the depth: nobody else may be there to run them.
         if (found == nullptr && w.deque.bottom() > base) found = w.deque.pop();
-        if (found == nullptr) found = c.steal_round(h);
+        if (found == nullptr && may_help) {
+            if (job* q = c.take_injected()) {  // as in join_stolen
+                bump(w.counters.join_wait_ns, now_ns() - waiting_since);
+                c.run_injected(h, q);
+                waiting_since = now_ns();
+                idle_rounds = 0;
+                continue;
+            }
+            found = c.steal_round(h);
+        }
         if (found != nullptr) {
             bump(w.counters.join_wait_ns, now_ns() - waiting_since);
             run_job(w, found);
@@ -811,7 +1042,14 @@ runtime::runtime(runtime_config config) : m_core(std::make_unique<detail::runtim
     m_core->start();
 }
 
-runtime::~runtime() { stop(); }
+runtime::~runtime() {
+    if (m_core->stopping_from_own_worker()) {
+        // Its workers still run (one of them is us): leave them the memory.
+        detail::keep_until_exit(m_core.release());
+        return;
+    }
+    stop();
+}
 
 unsigned runtime::worker_count() const noexcept { return m_core->m_plan.worker_count(); }
 

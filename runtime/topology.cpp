@@ -12,6 +12,8 @@
 #include <sys/mman.h>  // mmap, munmap (memory for synthetic topologies)
 
 #include <algorithm>  // max
+#include <atomic>     // atomic (node_blocks_in_use)
+#include <cstdint>    // int64_t
 #include <cerrno>     // errno, ENOMEM, EINVAL
 #include <charconv>   // from_chars
 #include <cstdlib>    // getenv, free
@@ -479,7 +481,22 @@ void bind_current_thread(const topology& topo, unsigned pu_os_index) {
                                  " (is it in the process's affinity? see taskset -p and the cgroup cpuset)");
 }
 
+namespace {
+// Blocks handed out and not yet freed; see node_blocks_in_use().
+std::atomic<std::int64_t> g_node_blocks{0};
+}  // namespace
+
+std::int64_t node_blocks_in_use() noexcept {
+    return g_node_blocks.load(std::memory_order_relaxed);  // relaxed: a count for tests
+}
+
 void* allocate_on_node(const topology& topo, std::size_t bytes, int numa_os_index) {
+    void* p = allocate_on_node_uncounted(topo, bytes, numa_os_index);
+    g_node_blocks.fetch_add(1, std::memory_order_relaxed);  // relaxed: as above
+    return p;
+}
+
+void* allocate_on_node_uncounted(const topology& topo, std::size_t bytes, int numa_os_index) {
     hwloc_topology_t handle = handle_of(topo);
     const std::size_t length = mapped_length(bytes);
     if (!hwloc_topology_is_thissystem(handle)) {
@@ -514,6 +531,7 @@ void* allocate_on_node(const topology& topo, std::size_t bytes, int numa_os_inde
 
 void free_on_node(const topology& topo, void* p, std::size_t bytes) noexcept {
     if (p == nullptr) return;
+    g_node_blocks.fetch_sub(1, std::memory_order_relaxed);  // relaxed: as above
     hwloc_topology_t handle = handle_of(topo);
     if (hwloc_topology_is_thissystem(handle))
         hwloc_free(handle, p, mapped_length(bytes));

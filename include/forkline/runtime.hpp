@@ -9,10 +9,17 @@
 ///
 /// Shutdown semantics (stop() and the destructor): new submissions are refused
 /// with runtime_stopped; everything already accepted runs to completion,
-/// including all work it spawns; then the workers exit and are joined. A
+/// including all work it spawns (tasks left in a task_group that nobody waited
+/// for, and tasks posted to a worker's mailbox, included); then the workers
+/// exit and are joined, and threads still blocked in submit() have left. A
 /// destructor therefore never drops accepted work, never leaks and never hangs
-/// unless accepted work itself never ends. Do not destroy a runtime from one of
-/// its own workers.
+/// unless accepted work itself never ends.
+///
+/// Called from one of the runtime's own workers (std::exit from a task runs a
+/// static runtime's destructor there), stop() cannot wait for itself: it
+/// refuses new work and returns; the workers finish the accepted work and
+/// exit on their own, and a destructor so called leaves the runtime's memory
+/// to the process's end rather than free it under them.
 #pragma once
 
 #include <atomic>       // atomic
@@ -20,7 +27,7 @@
 #include <cstdint>      // uint32_t, uint64_t
 #include <exception>    // exception_ptr
 #include <future>       // future, promise
-#include <memory>       // unique_ptr
+#include <memory>       // unique_ptr, addressof
 #include <optional>     // optional (result storage)
 #include <string>       // string (runtime_config::stats)
 #include <type_traits>  // invoke_result_t, decay_t
@@ -50,7 +57,10 @@ struct runtime_config {
     /// Apply FORKLINE_WORKERS and FORKLINE_PLACES over `placement`.
     bool read_environment = true;
     /// Bound of the injection queue (outside threads' submissions); rounded up
-    /// to a power of two. submit() blocks and try_submit() fails beyond it.
+    /// to a power of two (1 stays 1). submit() blocks and try_submit() fails
+    /// beyond it; a submit() from one of the runtime's own workers never
+    /// sleeps: it runs queued jobs until there is room. 0 and values above
+    /// 2^62 are a config_error.
     std::size_t injection_capacity = 1024;
     /// Stack of each worker thread. Joins run other tasks on top of the
     /// joiner's frames, so deep recursion needs more than a plain thread's.
@@ -113,6 +123,9 @@ struct external_job : job {
         try {
             if constexpr (std::is_void_v<R>) {
                 (*me->m_fn)();
+            } else if constexpr (std::is_reference_v<R>) {
+                R&& r = (*me->m_fn)();  // R& or R&&: binds to what f returned
+                me->m_result = std::addressof(r);
             } else {
                 me->m_result.emplace((*me->m_fn)());
             }
@@ -125,7 +138,10 @@ struct external_job : job {
         }
     }
     F* m_fn;
-    std::conditional_t<std::is_void_v<R>, char, std::optional<R>> m_result{};
+    // A reference result is kept as a pointer (optional<T&> does not exist).
+    std::conditional_t<std::is_void_v<R>, char,
+                       std::conditional_t<std::is_reference_v<R>, std::remove_reference_t<R>*, std::optional<R>>>
+        m_result{};
     std::exception_ptr m_error;
     std::atomic<std::uint32_t> m_state{k_pending};
 };
@@ -208,11 +224,16 @@ public:
         inject(&j, /*block=*/true);
         detail::wait_done(j.m_state);
         if (j.m_error) std::rethrow_exception(j.m_error);
-        if constexpr (!std::is_void_v<result>) return std::move(*j.m_result);
+        if constexpr (std::is_reference_v<result>) {
+            return static_cast<result>(*j.m_result);
+        } else if constexpr (!std::is_void_v<result>) {
+            return std::move(*j.m_result);
+        }
     }
 
     /// Hands f to the runtime and returns its future. Blocks while the
-    /// injection queue is full. Throws runtime_stopped after stop().
+    /// injection queue is full; on one of this runtime's own workers it runs
+    /// queued jobs instead of sleeping. Throws runtime_stopped after stop().
     /// f's exception, if any, is rethrown by the future's get().
     /// @code
     /// std::future<long> f = rt.submit([] { return fib(30); });

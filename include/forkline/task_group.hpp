@@ -74,18 +74,22 @@ public:
 
     /// Starts f() as a task of this group. May run it at once when the
     /// worker's deque is full. Skipped if the group is cancelled before it starts.
+    /// All or nothing: if building the task throws (f's copy or move
+    /// constructor, or memory for its slot), the exception propagates and
+    /// nothing was added to the group.
     template <class F>
     void spawn(F&& f) {
-        // relaxed: the push below (release) publishes the count with the job;
-        // a completion cannot drive the count to zero before this task, the
-        // spawner itself, or an enclosing task of the group is done.
-        m_word.fetch_add(1, std::memory_order_relaxed);
         detail::worker* w = detail::current_worker();
         if (w == nullptr) {
             spawn_from_outside(std::forward<F>(f));
             return;
         }
-        push_or_run(*w, make_job(*w, std::forward<F>(f)));
+        detail::job* j = make_job(*w, std::forward<F>(f));  // may throw: nothing counted yet
+        // relaxed: the push below (release) publishes the count with the job;
+        // a completion cannot drive the count to zero before this task, the
+        // spawner itself, or an enclosing task of the group is done.
+        m_word.fetch_add(1, std::memory_order_relaxed);
+        push_or_run(*w, j);
     }
 
     /// Starts f() as a task of this group on worker `worker` (modulo the
@@ -93,8 +97,8 @@ public:
     /// worker's mailbox, which the worker checks before any other work. If
     /// the mailbox is taken (another affinity task is waiting there), the
     /// task goes on the caller's deque like spawn() and may run anywhere.
-    /// From a thread that is not a worker it is spawn(). See "Affinity
-    /// mailboxes" in runtime/DESIGN.md.
+    /// From a thread that is not a worker it is spawn(). All or nothing, as
+    /// spawn(). See "Affinity mailboxes" in runtime/DESIGN.md.
     template <class F>
     void spawn_on(unsigned worker, F&& f) {
         detail::worker* w = detail::current_worker();
@@ -102,8 +106,8 @@ public:
             spawn(std::forward<F>(f));
             return;
         }
+        detail::job* j = make_job(*w, std::forward<F>(f));  // may throw: nothing counted yet
         m_word.fetch_add(1, std::memory_order_relaxed);  // relaxed: as in spawn()
-        detail::job* j = make_job(*w, std::forward<F>(f));
         if (!detail::post_to_worker(*w, worker % w->peers, j)) push_or_run(*w, j);
     }
 
@@ -140,7 +144,13 @@ private:
         using job_type = detail::group_job<fn>;
         if constexpr (sizeof(job_type) <= detail::task_pool::k_payload &&
                       alignof(job_type) <= detail::task_pool::k_slot_align) {
-            return new (w.pool->allocate()) job_type(this, fn(std::forward<F>(f)), true);
+            void* slot = w.pool->allocate();
+            try {
+                return new (slot) job_type(this, fn(std::forward<F>(f)), true);
+            } catch (...) {
+                detail::task_pool::release(slot, w.pool);  // the slot goes back unused
+                throw;
+            }
         } else {
             return new job_type(this, fn(std::forward<F>(f)), false);
         }
@@ -152,7 +162,9 @@ private:
                 detail::measured_spawn(w, j, this);
                 return;
             }
-            detail::run_job(w, j);
+            // Run in place like invoke's work on a full deque: no task in
+            // the counters (tasks = spawned + injected, "Counters").
+            j->execute(j);
             return;
         }
         detail::bump(w.counters.spawned);
@@ -163,7 +175,8 @@ private:
     template <class F>
     void spawn_from_outside(F&& f) {
         using fn = std::decay_t<F>;
-        auto* j = new detail::group_job<fn>(this, fn(std::forward<F>(f)), false);
+        auto* j = new detail::group_job<fn>(this, fn(std::forward<F>(f)), false);  // may throw: nothing counted yet
+        m_word.fetch_add(1, std::memory_order_relaxed);  // relaxed: the injection (release) publishes it
         try {
             detail::inject_into(default_runtime(), j);
         } catch (...) {

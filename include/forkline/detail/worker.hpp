@@ -21,9 +21,10 @@ struct measure_context;
 struct alignas(k_cache_line) idle_control {
     // written by: parking workers (+1/-1); read by: every push (the wake check)
     std::atomic<std::uint32_t> sleepers{0};
-    // Immutable after start: true when the kernel lacks membarrier (or under
-    // ThreadSanitizer), so that pushes must pay a full fence for the check.
-    bool push_needs_fence = true;
+    // True when the kernel lacks membarrier (or under ThreadSanitizer), so
+    // that pushes must pay a full fence for the check. Set at start; goes
+    // from false to true once if membarrier fails later ("Parking protocol").
+    std::atomic<bool> push_needs_fence{true};
 };
 
 /// Per-worker event counts. Single writer (the worker), so an increment is a
@@ -102,7 +103,9 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
 /// See "Parking protocol" in runtime/DESIGN.md for why a compiler barrier is
 /// enough here when the parker issues membarrier().
 inline void notify_after_push(worker& w) noexcept {
-    if (w.idle->push_needs_fence) {
+    // relaxed: a push that still reads false after a membarrier failure is
+    // covered by timed parking (see "When membarrier fails" in DESIGN.md).
+    if (w.idle->push_needs_fence.load(std::memory_order_relaxed)) {
         full_fence();
     } else {
         // Asymmetric fence, light side: the parker's membarrier() supplies the
