@@ -107,6 +107,8 @@ std::size_t chain_length(const pipeline_token* t) noexcept {
 
 }  // namespace
 
+std::atomic<batch_take_hook> g_batch_take_hook{nullptr};
+
 void check_max_tokens(std::size_t max_tokens) {
     if (max_tokens == 0) {
         throw config_error("forkline::run_pipeline: max_tokens must be at least 1 (it bounds the items in flight)");
@@ -487,6 +489,7 @@ pipeline_token* pipeline_core::batch_step(worker& w, pipeline_stage_state& st, p
                 } else {
                     std::size_t b = 0;
                     bool taken = false;
+                    bool failed = false;  // leaves as a tombstone
                     try {
                         if (ops.bytes != nullptr) b = ops.bytes(*this, *x);
                         if (st.batch_sequences.empty() || ops.max_bytes == 0 || bytes + b <= ops.max_bytes) {
@@ -496,15 +499,24 @@ pipeline_token* pipeline_core::batch_step(worker& w, pipeline_stage_state& st, p
                     } catch (const std::exception& e) {
                         m_clear(*x);
                         fail(st.index, x->sequence, std::current_exception(), e.what());
-                        taken = true;  // failed: leaves as a tombstone
+                        failed = true;
                     } catch (...) {
                         m_clear(*x);
                         fail(st.index, x->sequence, std::current_exception(), "a non-standard exception");
-                        taken = true;
+                        failed = true;
                     }
-                    if (!taken) break;  // the byte bound: x starts the next batch
-                    if (!dead(*x)) st.batch_sequences.push_back(x->sequence);
-                    bytes += b;
+                    if (!taken && !failed) break;  // the byte bound: x starts the next batch
+                    if (taken) {
+                        // relaxed: set by a test before the run starts.
+                        if (batch_take_hook hook = g_batch_take_hook.load(std::memory_order_relaxed)) {
+                            hook(x->sequence, m_cutoff);
+                        }
+                        // B1: recorded whenever it was taken, so that the batch and
+                        // its sequences stay index for index; a cut-off that came
+                        // down meanwhile is applied by B2 below, not here.
+                        st.batch_sequences.push_back(x->sequence);
+                        bytes += b;
+                    }
                 }
                 consume_head(st);
                 x->next = nullptr;
@@ -525,7 +537,7 @@ pipeline_token* pipeline_core::batch_step(worker& w, pipeline_stage_state& st, p
                 continue;
             }
         }
-        // A cut-off set while the batch formed, or while it was paused,
+        // B2: a cut-off set while the batch formed, or while it was paused,
         // drops the items at or after it. relaxed: as in dead().
         const std::uint64_t cut = m_cutoff.load(std::memory_order_relaxed);
         for (std::size_t i = st.batch_sequences.size(); i-- > 0;) {

@@ -133,6 +133,13 @@ struct pipeline_stage_state {
     pipeline_stage_job job;
 };
 
+/// Tests only; null otherwise. Called by a batching last stage's runner
+/// right after it moved the item of `sequence` into the batch, with the
+/// run's cut-off, so that a test can lower the cut-off at exactly that point
+/// (see "Batches" in runtime/DESIGN.md). Costs a relaxed load per item.
+using batch_take_hook = void (*)(std::uint64_t sequence, const std::atomic<std::uint64_t>& cutoff) noexcept;
+extern std::atomic<batch_take_hook> g_batch_take_hook;
+
 class pipeline_core {
 public:
     static constexpr std::uint64_t k_no_cutoff = std::numeric_limits<std::uint64_t>::max();
