@@ -9,7 +9,9 @@
 #include <algorithm>           // sort, max
 #include <atomic>              // atomic
 #include <chrono>              // microseconds
-#include <condition_variable>  // condition_variable (the fake I/O thread)
+#include <condition_variable>  // condition_variable (the fake I/O thread, deadlines)
+#include <cstdio>              // fprintf (a hang's report)
+#include <cstdlib>             // _Exit
 #include <cstdint>             // uint64_t
 #include <deque>               // deque
 #include <functional>          // function (the polled feeder's wake-up)
@@ -17,6 +19,7 @@
 #include <mutex>               // mutex
 #include <span>                // span
 #include <stdexcept>           // runtime_error, logic_error
+#include <stop_token>          // stop_source, stop_token
 #include <string>              // string
 #include <thread>              // thread
 #include <vector>              // vector
@@ -1205,4 +1208,272 @@ TEST_CASE("a batching stage never receives an item after a failed one, even one 
         }
     }
     CHECK(reached > 0);  // the hook did meet the failure at least once
+}
+
+namespace {
+
+/// Runs fn on a thread and waits up to `seconds` for it; a run that does not
+/// end is reported and ends the process (it cannot be interrupted), so that a
+/// hang fails this test program instead of hanging the suite.
+template <class F>
+void within_deadline(double seconds, const char* what, F fn) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread t([&] {
+        fn();
+        std::lock_guard<std::mutex> lock(m);
+        done = true;
+        cv.notify_one();
+    });
+    std::unique_lock<std::mutex> lock(m);
+    if (!cv.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return done; })) {
+        std::fprintf(stderr, "test_pipeline: HANG: %s did not end within %.0f s\n", what, seconds);
+        std::fflush(stderr);
+        std::_Exit(1);
+    }
+    lock.unlock();
+    t.join();
+}
+
+/// What a cancelled run's stages saw: read (first stage calls that gave an
+/// item), and per item the middle and last stage's calls.
+struct cancel_tally {
+    explicit cancel_tally(std::size_t n) : seen(3, n) {}
+    std::atomic<std::uint64_t> read{0};
+    hit_table seen;
+    order_check order;
+    // Checks conservation: every item read went through both later stages
+    // once, in order at the sink, and nothing else did.
+    void check(std::uint64_t reported) {
+        const std::uint64_t r = read.load();
+        CHECK(reported == r);
+        std::size_t wrong = 0;
+        for (std::uint64_t i = 0; i < seen.n; ++i) {
+            const int want = i < r ? 1 : 0;
+            wrong += seen.at(1, i) != want;
+            wrong += seen.at(2, i) != want;
+        }
+        CHECK(wrong == 0);
+        CHECK(order.next == r);
+        CHECK(order.out_of_order.load() == 0);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("cancelled from another thread mid-run: reading stops, everything read goes through, pipeline_cancelled") {
+    const std::uint64_t n = 1'000'000;  // never reached: the stop comes first
+    for (const unsigned workers : {1u, 2u, 4u}) {
+        for (const bool heavy : {false, true}) {
+            CAPTURE(workers);
+            CAPTURE(heavy);
+            forkline::runtime rt(config_for(workers));
+            cancel_tally tally(n);
+            std::stop_source stop;
+            std::atomic<std::uint64_t> started_after_stop{0};
+            std::atomic<bool> stopped{false};
+            std::thread canceller([&] {
+                while (tally.read.load() < 300) std::this_thread::yield();
+                stop.request_stop();
+                stopped.store(true);
+            });
+            std::uint64_t reported = ~std::uint64_t{0};
+            within_deadline(60, "a pipeline cancelled from another thread", [&] {
+                try {
+                    forkline::run_pipeline(
+                        rt, 8, stop.get_token(),
+                        forkline::stage(forkline::serial_in_order, "source",
+                                        [&](forkline::flow_control& fc) -> std::uint64_t {
+                                            if (stopped.load()) started_after_stop.fetch_add(1);
+                                            if (fc.sequence() == n) {
+                                                fc.stop();
+                                                return 0;
+                                            }
+                                            tally.read.fetch_add(1);
+                                            return fc.sequence();
+                                        }),
+                        forkline::stage(forkline::parallel, "work",
+                                        [&](std::uint64_t& v) {
+                                            tally.seen.hit(1, v);
+                                            if (heavy) jitter(v);
+                                            return v;
+                                        }),
+                        forkline::stage(forkline::serial_in_order, "sink", [&](std::uint64_t& v) {
+                            tally.seen.hit(2, v);
+                            tally.order.see(v);
+                        }));
+                    FAIL("not cancelled");
+                } catch (const forkline::pipeline_cancelled& e) {
+                    reported = e.items();
+                    CHECK(e.stats().stages[2].items == e.items());
+                    CHECK(std::string(e.what()) == "pipeline cancelled after " + std::to_string(e.items()) +
+                                                       " items; each went through every stage");
+                }
+            });
+            canceller.join();
+            tally.check(reported);
+            CHECK(tally.read.load() >= 300);
+            // The call that had passed its check when the stop came, at most.
+            CHECK(started_after_stop.load() <= 1);
+            CHECK(rt.run([] { return 7; }) == 7);  // the runtime is fine afterwards
+        }
+    }
+}
+
+TEST_CASE("cancelled from inside a stage, before the run, or after the input ended") {
+    const std::uint64_t n = 10'000;
+    for (const unsigned workers : {1u, 2u, 4u}) {
+        CAPTURE(workers);
+        forkline::runtime rt(config_for(workers));
+        {  // the sink asks for the stop when it sees item 100
+            cancel_tally tally(n);
+            std::stop_source stop;
+            std::uint64_t reported = ~std::uint64_t{0};
+            within_deadline(60, "a pipeline cancelled by its own stage", [&] {
+                try {
+                    forkline::run_pipeline(
+                        rt, 8, stop.get_token(),
+                        forkline::stage(forkline::serial_in_order, "source",
+                                        [&](forkline::flow_control& fc) -> std::uint64_t {
+                                            if (fc.sequence() == n) {
+                                                fc.stop();
+                                                return 0;
+                                            }
+                                            tally.read.fetch_add(1);
+                                            return fc.sequence();
+                                        }),
+                        forkline::stage(forkline::parallel, "work",
+                                        [&](std::uint64_t& v) {
+                                            tally.seen.hit(1, v);
+                                            return v;
+                                        }),
+                        forkline::stage(forkline::serial_in_order, "sink", [&](std::uint64_t& v) {
+                            tally.seen.hit(2, v);
+                            tally.order.see(v);
+                            if (v == 100) stop.request_stop();
+                        }));
+                    FAIL("not cancelled");
+                } catch (const forkline::pipeline_cancelled& e) {
+                    reported = e.items();
+                }
+            });
+            tally.check(reported);
+            // In order, item 100 holds a token until the sink has it: at most
+            // 8 items from 100 on were read, and one call past its check.
+            CHECK(tally.read.load() >= 101);
+            CHECK(tally.read.load() <= 100 + 8 + 1);
+        }
+        {  // requested before the run: nothing is read
+            std::stop_source stop;
+            stop.request_stop();
+            int calls = 0;
+            try {
+                forkline::run_pipeline(rt, 4, stop.get_token(),
+                                       forkline::stage(forkline::serial_in_order, "source",
+                                                       [&](forkline::flow_control&) { return ++calls; }),
+                                       forkline::stage(forkline::serial_in_order, "sink", [](int&) {}));
+                FAIL("not cancelled");
+            } catch (const forkline::pipeline_cancelled& e) {
+                CHECK(e.items() == 0);
+            }
+            CHECK(calls == 0);
+        }
+        {  // requested as the input ends (in the call that stops): a normal end
+            std::stop_source stop;
+            std::uint64_t sunk = 0;
+            const forkline::pipeline_stats stats = forkline::run_pipeline(
+                rt, 4, stop.get_token(),
+                forkline::stage(forkline::serial_in_order, "source",
+                                [&](forkline::flow_control& fc) -> std::uint64_t {
+                                    if (fc.sequence() == 50) {
+                                        fc.stop();
+                                        stop.request_stop();
+                                    }
+                                    return fc.sequence();
+                                }),
+                forkline::stage(forkline::serial_in_order, "sink", [&](std::uint64_t&) { ++sunk; }));
+            CHECK(stats.items == 50);
+            CHECK(sunk == 50);
+        }
+        {  // a failure wins over a cancellation
+            std::stop_source stop;
+            CHECK_THROWS_AS(forkline::run_pipeline(
+                                rt, 4, stop.get_token(),
+                                forkline::stage(forkline::serial_in_order, "source", count_to(n)),
+                                forkline::stage(forkline::serial_in_order, "sink",
+                                                [&](std::uint64_t& v) {
+                                                    if (v == 20) {
+                                                        stop.request_stop();
+                                                        throw std::runtime_error("twenty");
+                                                    }
+                                                })),
+                            forkline::pipeline_error);
+        }
+    }
+}
+
+TEST_CASE("a pipeline whose first stage is paused for input is cancelled without hanging") {
+    for (const unsigned workers : {1u, 2u, 4u}) {
+        for (const bool from_worker : {false, true}) {
+            CAPTURE(workers);
+            CAPTURE(from_worker);
+            forkline::runtime rt(config_for(workers));
+            cancel_tally tally(64);
+            std::stop_source stop;
+            std::atomic<bool> paused{false};
+            std::mutex kept_mutex;
+            std::vector<forkline::resume_handle> kept;  // never used while the run lasts
+            std::uint64_t reported = ~std::uint64_t{0};
+            std::thread canceller;
+            if (!from_worker) {
+                canceller = std::thread([&] {
+                    while (!paused.load()) std::this_thread::yield();
+                    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // armed, most often
+                    stop.request_stop();
+                });
+            }
+            within_deadline(60, "a pipeline cancelled while its first stage was paused", [&] {
+                try {
+                    forkline::run_pipeline(
+                        rt, 4, stop.get_token(),
+                        forkline::stage(forkline::serial_in_order, "source",
+                                        [&](forkline::flow_control& fc) -> std::uint64_t {
+                                            if (fc.sequence() == 10) {  // input that never comes
+                                                std::lock_guard<std::mutex> lock(kept_mutex);
+                                                kept.push_back(fc.pause());
+                                                paused.store(true);
+                                                return 0;
+                                            }
+                                            tally.read.fetch_add(1);
+                                            return fc.sequence();
+                                        }),
+                        forkline::stage(forkline::parallel, "work",
+                                        [&](std::uint64_t& v) {
+                                            tally.seen.hit(1, v);
+                                            return v;
+                                        }),
+                        forkline::stage(forkline::serial_in_order, "sink", [&](std::uint64_t& v) {
+                            tally.seen.hit(2, v);
+                            tally.order.see(v);
+                            if (from_worker && v == 9) {
+                                // From a worker, once the source may have paused.
+                                for (int i = 0; i < 2000 && !paused.load(); ++i) {
+                                    std::this_thread::sleep_for(std::chrono::microseconds(100));
+                                }
+                                stop.request_stop();
+                            }
+                        }));
+                    FAIL("not cancelled");
+                } catch (const forkline::pipeline_cancelled& e) {
+                    reported = e.items();
+                }
+            });
+            if (canceller.joinable()) canceller.join();
+            tally.check(reported);
+            CHECK(reported == 10);
+            std::lock_guard<std::mutex> lock(kept_mutex);
+            for (const auto& h : kept) h.resume();  // after the end: nothing happens
+        }
+    }
 }
