@@ -6,10 +6,13 @@
 // the repetitions interleave the configurations (A B C A B C ...), so that a
 // slow minute on a shared machine lands on every variant rather than on one.
 // See bench/README.md for the variants and how to read the table.
+#include <unistd.h>      // access, F_OK
+
 #include <algorithm>     // max
 #include <cerrno>        // errno
 #include <charconv>      // from_chars
-#include <cstdio>        // fprintf, fopen, fclose
+#include <cstdio>        // fprintf, fopen, fclose, remove
+#include <cstdlib>       // getenv, unsetenv
 #include <cstring>       // strerror
 #include <memory>        // unique_ptr
 #include <string>        // string
@@ -333,6 +336,20 @@ int main(int argc, char** argv) {
         results[c].workers = configs[c].workers;
     }
 
+    // FORKLINE_TRACE=F: one trace per configuration, each written by the
+    // children that run it (the parent runs no forkline), each rep
+    // overwriting the last. Removed first, so that a file left afterwards
+    // is this run's.
+    std::vector<std::string> trace_paths(configs.size());
+    if (const char* trace = std::getenv("FORKLINE_TRACE"); trace != nullptr && *trace != '\0') {
+        const std::string base = trace;
+        ::unsetenv("FORKLINE_TRACE");
+        for (std::size_t c = 0; c < configs.size(); ++c) {
+            trace_paths[c] = trace_file_for(base, configs[c].impl.name, configs[c].workers);
+            std::remove(trace_paths[c].c_str());
+        }
+    }
+
     const std::string label = opt.work->label();
     for (unsigned rep = 1; rep <= opt.reps; ++rep) {
         for (std::size_t c = 0; c < configs.size(); ++c) {
@@ -340,9 +357,16 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "%s rep %u/%u %.*s w=%u\n", label.c_str(), rep, opt.reps,
                          static_cast<int>(cf.impl.name.size()), cf.impl.name.data(), cf.workers);
             const child_outcome outcome =
-                measure_in_child(*opt.work, cf.impl.name, cf.workers, static_cast<double>(opt.timeout_s));
+                measure_in_child(*opt.work, cf.impl.name, cf.workers, static_cast<double>(opt.timeout_s),
+                                 trace_paths[c]);
             if (!outcome.ok) std::fprintf(stderr, "  FAILED: %s\n", outcome.error.c_str());
             results[c].add(rep, outcome);
+        }
+    }
+
+    for (std::size_t c = 0; c < configs.size(); ++c) {
+        if (!trace_paths[c].empty() && ::access(trace_paths[c].c_str(), F_OK) == 0) {
+            results[c].trace_file = trace_paths[c];
         }
     }
 

@@ -12,6 +12,7 @@
 #include <cerrno>       // errno, EINTR
 #include <chrono>       // steady_clock
 #include <cstdio>       // fflush, snprintf
+#include <cstdlib>      // setenv, exit
 #include <cstring>      // strerror, strsignal, memcpy
 #include <exception>    // exception
 #include <string>       // string, to_string
@@ -35,7 +36,7 @@ void copy_message(char (&to)[480], const char* from) {
     to[i] = '\0';
 }
 
-[[noreturn]] void send_report_and_exit(int fd, const child_report& report, int status) {
+[[noreturn]] void send_report_and_exit(int fd, const child_report& report, int status, bool traced) {
     const char* p = reinterpret_cast<const char*>(&report);
     std::size_t left = sizeof report;
     while (left > 0) {
@@ -45,7 +46,11 @@ void copy_message(char (&to)[480], const char* from) {
         p += n;
         left -= static_cast<std::size_t>(n);
     }
-    // _exit: no atexit handlers, and no flush of stdio buffers copied from the parent.
+    // Traced: exit(), whose handlers write the trace (FORKLINE_TRACE's
+    // writer runs after the run's runtime has stopped; see "Tracing" in
+    // runtime/DESIGN.md). The parent flushed stdio before forking, so no
+    // output of its is printed twice. Otherwise _exit: no atexit handlers.
+    if (traced) std::exit(status);
     ::_exit(status);
 }
 
@@ -64,7 +69,11 @@ std::string system_error_text(const char* call) {
     return std::string(call) + " failed: " + std::strerror(e) + " (errno " + std::to_string(e) + ")";
 }
 
-[[noreturn]] void child_main(int fd, const workload& w, std::string_view impl, unsigned workers) {
+[[noreturn]] void child_main(int fd, const workload& w, std::string_view impl, unsigned workers,
+                             const std::string& trace_path) {
+    const bool traced = !trace_path.empty();
+    // Read by the first runtime this child makes (the parent makes none).
+    if (traced && ::setenv("FORKLINE_TRACE", trace_path.c_str(), 1) != 0) ::_exit(5);
     child_report report;
     try {
         report.measured = w.run(impl, workers);
@@ -75,7 +84,7 @@ std::string system_error_text(const char* call) {
         report.threw = true;
         copy_message(report.error, "an exception not derived from std::exception");
     }
-    send_report_and_exit(fd, report, report.threw ? 3 : 0);
+    send_report_and_exit(fd, report, report.threw ? 3 : 0, traced);
 }
 
 // Reads until EOF, which comes when the child has exited (it holds the only
@@ -99,8 +108,17 @@ bool read_until_eof(int fd, std::string& bytes, std::chrono::steady_clock::time_
 
 }  // namespace
 
+std::string trace_file_for(const std::string& base, std::string_view impl, unsigned workers) {
+    const std::string tag = "." + std::string(impl) + ".w" + std::to_string(workers);
+    const std::string ext = ".json";
+    if (base.size() > ext.size() && base.compare(base.size() - ext.size(), ext.size(), ext) == 0) {
+        return base.substr(0, base.size() - ext.size()) + tag + ext;
+    }
+    return base + tag + ext;
+}
+
 child_outcome measure_in_child(const workload& w, std::string_view impl, unsigned workers,
-                               double timeout_s) {
+                               double timeout_s, const std::string& trace_path) {
     child_outcome out;
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -119,7 +137,7 @@ child_outcome measure_in_child(const workload& w, std::string_view impl, unsigne
     }
     if (pid == 0) {
         ::close(fds[0]);
-        child_main(fds[1], w, impl, workers);
+        child_main(fds[1], w, impl, workers, trace_path);
     }
     ::close(fds[1]);
 

@@ -29,8 +29,15 @@ struct child_outcome {
 
 /// Forks, runs w.run(impl, workers) in the child, reads its answer and
 /// checks it here. A child still running after `timeout_s` is killed.
+/// With a trace_path, the child runs with FORKLINE_TRACE set to it and, once
+/// it has answered, exits through exit() so that the trace is written (a
+/// variant that starts no forkline runtime writes nothing).
 child_outcome measure_in_child(const workload& w, std::string_view impl, unsigned workers,
-                               double timeout_s);
+                               double timeout_s, const std::string& trace_path = {});
+
+/// FORKLINE_TRACE's file for one configuration: `base` with ".IMPL.wN"
+/// inserted before a ".json" ending, or appended with ".json" otherwise.
+std::string trace_file_for(const std::string& base, std::string_view impl, unsigned workers);
 
 /// One (impl, workers) configuration and all its repetitions.
 struct config_result {
@@ -42,6 +49,7 @@ struct config_result {
     long peak_rss_kib = 0;            ///< the highest over all repetitions
     unsigned failures = 0;
     std::vector<std::string> errors;  ///< "rep 3: ..." per failed repetition
+    std::string trace_file;           ///< FORKLINE_TRACE's file of its last repetition, when one was written
 
     void add(unsigned rep, const child_outcome& outcome);
     bool ok() const noexcept { return failures == 0 && !seconds.empty(); }

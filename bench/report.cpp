@@ -154,6 +154,12 @@ void print_table(std::FILE* out, const workload& w, const host_info& host, unsig
     }
     std::fprintf(out, "\nns/task: median * 1e9 / tasks per run. speedup: serial median / this median.\n");
     std::fprintf(out, "Times of failed reps are left out; a wrong answer is not a time.\n");
+    for (const config_result& r : results) {  // FORKLINE_TRACE: the file each configuration left
+        if (!r.trace_file.empty()) {
+            std::fprintf(out, "trace of %s w=%u (its last rep, traced): %s\n", r.impl.c_str(), r.workers,
+                         r.trace_file.c_str());
+        }
+    }
     if (!any_failed) return;
     std::fprintf(out, "\n");
     for (const config_result& r : results) {

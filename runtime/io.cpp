@@ -881,8 +881,9 @@ void buffer::resize(std::size_t n) {
 }
 
 namespace {
+// Always with the count, 0 included: io.hpp promises the form, and for a
+// write "after 0 bytes" is the news that nothing got through.
 std::string describe(const std::string& file, std::uint64_t bytes_done) {
-    if (bytes_done == 0) return file;
     return file + " (after " + std::to_string(bytes_done) + " bytes)";
 }
 }  // namespace

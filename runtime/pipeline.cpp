@@ -7,7 +7,9 @@
 #include "forkline/pipeline.hpp"
 
 #include <chrono>     // steady_clock
+#include <optional>   // optional (the stop callback)
 #include <stdexcept>  // logic_error
+#include <stop_token> // stop_callback
 #include <string>     // string, to_string
 #include <utility>    // move
 
@@ -24,6 +26,11 @@ pipeline_error::pipeline_error(std::string stage, std::uint64_t sequence, std::e
       m_stage(std::move(stage)),
       m_sequence(sequence),
       m_cause(std::move(cause)) {}
+
+pipeline_cancelled::pipeline_cancelled(pipeline_stats stats)
+    : std::runtime_error("pipeline cancelled after " + std::to_string(stats.items) +
+                         " items; each went through every stage"),
+      m_stats(std::move(stats)) {}
 
 void resume_handle::resume() const {
     if (m_shared) m_shared->resume(m_stage, m_generation);
@@ -107,6 +114,8 @@ std::size_t chain_length(const pipeline_token* t) noexcept {
 
 }  // namespace
 
+std::atomic<batch_take_hook> g_batch_take_hook{nullptr};
+
 void check_max_tokens(std::size_t max_tokens) {
     if (max_tokens == 0) {
         throw config_error("forkline::run_pipeline: max_tokens must be at least 1 (it bounds the items in flight)");
@@ -170,12 +179,24 @@ void pipeline_core::add_token(pipeline_token& t) noexcept {
 
 // ---- running and waiting ----
 
+namespace {
+struct cancel_request {
+    pipeline_core* core;
+    void operator()() const noexcept { core->cancel(); }
+};
+}  // namespace
+
 pipeline_stats pipeline_core::run() {
     worker& w = *current_worker();
     m_runtime = w.core;
     m_stats.reset(new pipeline_stat_cell[static_cast<std::size_t>(w.peers) * m_stage_count]);
     const std::uint64_t start = now_ns();
     const std::int64_t base = w.deque.bottom();
+    // X1. Runs cancel() at once if the stop was requested already. Its
+    // destructor, on every way out of run(), waits for a callback running on
+    // another thread, so the callback never outlives the pipeline.
+    std::optional<std::stop_callback<cancel_request>> on_stop;
+    if (m_stop.stop_possible()) on_stop.emplace(m_stop, cancel_request{this});
 
     bool holding = false;
     if (pipeline_token* t = source_step(w, holding)) carry(w, t, 1, holding);
@@ -228,7 +249,20 @@ pipeline_stats pipeline_core::run() {
         throw pipeline_error(*m_stages[m_failure.stage].name, m_failure.sequence, m_failure.cause,
                              m_failure.text);
     }
+    if (m_cancelled) throw pipeline_cancelled(std::move(out));  // X3
     return out;
+}
+
+// X1: see "Cancellation". The source sees the flag before its next call
+// (X2); a paused source is resumed so that it does, as F3 does for a failure.
+void pipeline_core::cancel() noexcept {
+    // seq_cst: one half of the Dekker pair with a pausing source (P2 stores
+    // `pausing`, then P3 reads the flag; we store the flag, then read the state).
+    m_cancel.store(true, std::memory_order_seq_cst);
+    pause_slot& slot = m_shared->slots[0];
+    const std::uint64_t st = slot.state.load(std::memory_order_seq_cst);
+    const std::uint64_t phase = st & 3;
+    if (phase == k_pausing || phase == k_armed) m_shared->resume(0, st >> 2);
 }
 
 void pipeline_core::run_stage_job(job* j) noexcept {
@@ -487,6 +521,7 @@ pipeline_token* pipeline_core::batch_step(worker& w, pipeline_stage_state& st, p
                 } else {
                     std::size_t b = 0;
                     bool taken = false;
+                    bool failed = false;  // leaves as a tombstone
                     try {
                         if (ops.bytes != nullptr) b = ops.bytes(*this, *x);
                         if (st.batch_sequences.empty() || ops.max_bytes == 0 || bytes + b <= ops.max_bytes) {
@@ -496,15 +531,24 @@ pipeline_token* pipeline_core::batch_step(worker& w, pipeline_stage_state& st, p
                     } catch (const std::exception& e) {
                         m_clear(*x);
                         fail(st.index, x->sequence, std::current_exception(), e.what());
-                        taken = true;  // failed: leaves as a tombstone
+                        failed = true;
                     } catch (...) {
                         m_clear(*x);
                         fail(st.index, x->sequence, std::current_exception(), "a non-standard exception");
-                        taken = true;
+                        failed = true;
                     }
-                    if (!taken) break;  // the byte bound: x starts the next batch
-                    if (!dead(*x)) st.batch_sequences.push_back(x->sequence);
-                    bytes += b;
+                    if (!taken && !failed) break;  // the byte bound: x starts the next batch
+                    if (taken) {
+                        // relaxed: set by a test before the run starts.
+                        if (batch_take_hook hook = g_batch_take_hook.load(std::memory_order_relaxed)) {
+                            hook(x->sequence, m_cutoff);
+                        }
+                        // B1: recorded whenever it was taken, so that the batch and
+                        // its sequences stay index for index; a cut-off that came
+                        // down meanwhile is applied by B2 below, not here.
+                        st.batch_sequences.push_back(x->sequence);
+                        bytes += b;
+                    }
                 }
                 consume_head(st);
                 x->next = nullptr;
@@ -525,7 +569,7 @@ pipeline_token* pipeline_core::batch_step(worker& w, pipeline_stage_state& st, p
                 continue;
             }
         }
-        // A cut-off set while the batch formed, or while it was paused,
+        // B2: a cut-off set while the batch formed, or while it was paused,
         // drops the items at or after it. relaxed: as in dead().
         const std::uint64_t cut = m_cutoff.load(std::memory_order_relaxed);
         for (std::size_t i = st.batch_sequences.size(); i-- > 0;) {
@@ -563,18 +607,29 @@ pipeline_token* pipeline_core::source_step(worker& w, bool& holding) noexcept {
     holding = false;
     pipeline_stage_state& st = m_stages[0];
     for (;;) {
-        // relaxed: a failure seen late only lets the source produce an item
-        // that the cut-off then drops.
-        if (m_cutoff.load(std::memory_order_relaxed) != k_no_cutoff) {
-            close_source();
-            return nullptr;
-        }
         pipeline_token* t = st.fifo_head;
         if (t == nullptr) {  // every token is in flight: wait for one to come back
             // Released: the next token returned (C1) makes its returner the
             // source's runner.
             if (refill_or_release(st)) return nullptr;
             continue;
+        }
+        // F2': checked with the token in hand, right before the call. A
+        // token freed by a dropped item came back after the cut-off was
+        // lowered (its return's release, our take's acquire), so this load
+        // sees the cut-off and the freed token reads nothing. relaxed: that
+        // chain orders it; a failure racing this very call lets through at
+        // most this one item, which the cut-off then drops.
+        if (m_cutoff.load(std::memory_order_relaxed) != k_no_cutoff) {
+            close_source();
+            return nullptr;
+        }
+        // X2: likewise for a cancellation. acquire: pairs with cancel()'s
+        // store (which a stop request's return follows).
+        if (m_cancel.load(std::memory_order_acquire)) {
+            m_cancelled = true;
+            close_source();
+            return nullptr;
         }
         t->sequence = st.next_sequence;
         st.pause_key = t->sequence;
@@ -803,7 +858,10 @@ pipeline_core::pause_outcome pipeline_core::settle_pause(pipeline_stage_state& s
     const std::uint64_t generation = flow_access::generation(fc);
     // seq_cst: the other half of the Dekker pair with fail()'s sweep.
     const std::uint64_t cut = m_cutoff.load(std::memory_order_seq_cst);
-    if (st.kind == stage_kind::source ? cut != k_no_cutoff : st.pause_key >= cut) {
+    // A source also drops its pause for a cancellation (X1's Dekker pair);
+    // seq_cst as the load above.
+    if (st.kind == stage_kind::source ? cut != k_no_cutoff || m_cancel.load(std::memory_order_seq_cst)
+                                      : st.pause_key >= cut) {
         // relaxed: as for a call that failed (call_guarded).
         slot.state.store(pause_word(generation, k_idle), std::memory_order_relaxed);
         return pause_outcome::dropped;

@@ -202,8 +202,12 @@ TEST_CASE("io_error names the call, the file, the errno and the bytes done") {
     CHECK(e.code().value() == EIO);
     CHECK(e.file() == "in.log");
     CHECK(e.bytes_done() == 4096);
+    // io.hpp's form holds for 0 bytes too: a failed write says that nothing got through.
     const io::io_error opening("open", ENOENT, "x", 0);
-    CHECK(std::string(opening.what()) == "open: x: No such file or directory");
+    CHECK(std::string(opening.what()) == "open: x (after 0 bytes): No such file or directory");
+    const io::io_error writing("pwrite", ENOSPC, "out.log", 0);
+    CHECK(std::string(writing.what()) == "pwrite: out.log (after 0 bytes): No space left on device");
+    CHECK(writing.bytes_done() == 0);
 }
 
 TEST_CASE("bad options are config errors") {

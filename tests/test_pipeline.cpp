@@ -9,7 +9,9 @@
 #include <algorithm>           // sort, max
 #include <atomic>              // atomic
 #include <chrono>              // microseconds
-#include <condition_variable>  // condition_variable (the fake I/O thread)
+#include <condition_variable>  // condition_variable (the fake I/O thread, deadlines)
+#include <cstdio>              // fprintf (a hang's report)
+#include <cstdlib>             // _Exit
 #include <cstdint>             // uint64_t
 #include <deque>               // deque
 #include <functional>          // function (the polled feeder's wake-up)
@@ -17,6 +19,7 @@
 #include <mutex>               // mutex
 #include <span>                // span
 #include <stdexcept>           // runtime_error, logic_error
+#include <stop_token>          // stop_source, stop_token
 #include <string>              // string
 #include <thread>              // thread
 #include <vector>              // vector
@@ -1051,5 +1054,472 @@ TEST_CASE("a large run of tiny items") {
         CHECK(order.next == n);
         CHECK(order.out_of_order.load() == 0);
         CHECK(sum.load() == n * (n + 1) / 2);
+    }
+}
+
+TEST_CASE("after a stage fails on item K, the first stage reads no item past K + max_tokens - 1") {
+    // pipeline.hpp's bound: with a serial_in_order last stage no item after K
+    // can leave before K does, so at most max_tokens items from K on are ever
+    // read. Stress: the failure races the source for the token it frees.
+    const int runs = static_cast<int>(scaled(400, 40));
+    for (const unsigned workers : {1u, 2u, 4u}) {
+        for (const std::size_t tokens : {std::size_t{1}, std::size_t{3}, std::size_t{8}}) {
+            for (const bool serial_transform : {true, false}) {
+                CAPTURE(workers);
+                CAPTURE(tokens);
+                CAPTURE(serial_transform);
+                forkline::runtime rt(config_for(workers));
+                std::uint64_t worst = 0;  // most items read past K + tokens - 1, over the runs
+                int not_thrown = 0;
+                for (int r = 0; r < runs; ++r) {
+                    const std::uint64_t bad = 50 + static_cast<std::uint64_t>(r % 37);
+                    std::atomic<std::uint64_t> read{0};
+                    auto source = forkline::stage(forkline::serial_in_order, "read",
+                                                  [&](forkline::flow_control& fc) -> std::uint64_t {
+                                                      if (fc.sequence() == 100'000) fc.stop();
+                                                      read.fetch_add(1, std::memory_order_relaxed);
+                                                      return fc.sequence();
+                                                  });
+                    auto transform = [&](std::uint64_t& v) {
+                        if (v == bad) throw std::runtime_error("bad item");
+                        return v;
+                    };
+                    auto sink = forkline::stage(forkline::serial_in_order, "sink", [](std::uint64_t&) {});
+                    try {
+                        if (serial_transform) {
+                            forkline::run_pipeline(rt, tokens, source,
+                                                   forkline::stage(forkline::serial_out_of_order, "transform",
+                                                                   transform),
+                                                   sink);
+                        } else {
+                            forkline::run_pipeline(rt, tokens, source,
+                                                   forkline::stage(forkline::parallel, "transform", transform),
+                                                   sink);
+                        }
+                        ++not_thrown;
+                    } catch (const forkline::pipeline_error& e) {
+                        if (e.sequence() != bad) ++not_thrown;
+                    }
+                    const std::uint64_t n = read.load();
+                    if (n > bad + tokens) worst = std::max(worst, n - (bad + tokens));
+                }
+                CHECK(not_thrown == 0);
+                CHECK(worst == 0);
+            }
+        }
+    }
+}
+
+namespace {
+
+// The batch test's rendezvous: the hook below runs inside the engine, on the
+// batching stage's runner, right after an item was moved into the batch.
+struct batch_race {
+    std::atomic<bool> go{false};       // middle stage: item 2 may throw now
+    std::atomic<bool> fired{false};    // the hook has run for an item after 2
+    std::atomic<bool> lowered{false};  // ... and saw the cut-off come down to 2
+};
+std::atomic<batch_race*> g_batch_race{nullptr};
+
+/// Waits up to 5 s for `flag`; false if it never came (the test then says so).
+bool await(const std::atomic<bool>& flag) {
+    for (int i = 0; i < 50'000 && !flag.load(); ++i) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    return flag.load();
+}
+
+void lower_cutoff_after_take(std::uint64_t sequence, const std::atomic<std::uint64_t>& cutoff) noexcept {
+    batch_race* race = g_batch_race.load();
+    if (race == nullptr || sequence <= 2 || race->fired.exchange(true)) return;
+    race->go.store(true);  // item 2 fails now, while this item is half taken
+    for (int i = 0; i < 50'000 && cutoff.load() > 2; ++i) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    race->lowered.store(cutoff.load() <= 2);
+}
+
+}  // namespace
+
+TEST_CASE("a batching stage never receives an item after a failed one, even one taken as the cut-off fell") {
+    // An out-of-order batch: item 3 overtakes item 2, which fails in the
+    // middle stage exactly while the batch takes item 3 (the engine's test
+    // hook holds the runner there). Items 1 and 3 are made to meet in one
+    // batch: the sink's first call waits until both have left the middle.
+    forkline::detail::g_batch_take_hook.store(&lower_cutoff_after_take);
+    struct unhook {
+        ~unhook() {
+            forkline::detail::g_batch_take_hook.store(nullptr);
+            g_batch_race.store(nullptr);
+        }
+    } unhook_at_end;
+    const int runs = 6;
+    int reached = 0;
+    for (const unsigned workers : {3u, 4u}) {
+        forkline::runtime rt(config_for(workers));
+        for (int r = 0; r < runs; ++r) {
+            CAPTURE(workers);
+            CAPTURE(r);
+            batch_race race;
+            g_batch_race.store(&race);
+            std::atomic<bool> one_done{false}, three_done{false};
+            std::vector<std::vector<std::uint64_t>> batches;  // the sink is serial
+            std::uint64_t failed_at = 0;
+            try {
+                forkline::run_pipeline(
+                    rt, 8, forkline::stage(forkline::serial_in_order, "source", count_to(32)),
+                    forkline::stage(forkline::parallel, "middle",
+                                    [&](std::uint64_t& v) {
+                                        if (v == 1) std::this_thread::sleep_for(std::chrono::microseconds(300));
+                                        if (v == 2) {
+                                            await(race.go);
+                                            throw std::runtime_error("two");
+                                        }
+                                        jitter(v);
+                                        if (v == 1) one_done.store(true);
+                                        if (v == 3) three_done.store(true);
+                                        return v;
+                                    }),
+                    forkline::stage(forkline::serial_out_of_order, "sink",
+                                    [&](std::span<std::uint64_t> items) {
+                                        if (batches.empty()) {
+                                            // Let 1 and 3 queue up behind this call.
+                                            if (await(one_done) && await(three_done)) {
+                                                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                                            }
+                                        }
+                                        batches.emplace_back(items.begin(), items.end());
+                                    })
+                        .batch(8));
+            } catch (const forkline::pipeline_error& e) {
+                failed_at = e.sequence();
+            }
+            g_batch_race.store(nullptr);
+            CHECK(failed_at == 2);
+            std::size_t late = 0;
+            std::string seen;
+            for (const auto& b : batches) {
+                seen += "[";
+                for (const std::uint64_t v : b) {
+                    late += v >= 2;
+                    seen += std::to_string(v) + " ";
+                }
+                seen += "]";
+            }
+            CAPTURE(seen);
+            CHECK(late == 0);
+            if (race.lowered.load()) ++reached;
+        }
+    }
+    CHECK(reached > 0);  // the hook did meet the failure at least once
+}
+
+namespace {
+
+/// Runs fn on a thread and waits up to `seconds` for it; a run that does not
+/// end is reported and ends the process (it cannot be interrupted), so that a
+/// hang fails this test program instead of hanging the suite.
+template <class F>
+void within_deadline(double seconds, const char* what, F fn) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread t([&] {
+        fn();
+        std::lock_guard<std::mutex> lock(m);
+        done = true;
+        cv.notify_one();
+    });
+    std::unique_lock<std::mutex> lock(m);
+    if (!cv.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return done; })) {
+        std::fprintf(stderr, "test_pipeline: HANG: %s did not end within %.0f s\n", what, seconds);
+        std::fflush(stderr);
+        std::_Exit(1);
+    }
+    lock.unlock();
+    t.join();
+}
+
+/// What a cancelled run's stages saw: read (first stage calls that gave an
+/// item), and per item the middle and last stage's calls.
+struct cancel_tally {
+    explicit cancel_tally(std::size_t n) : seen(3, n) {}
+    std::atomic<std::uint64_t> read{0};
+    hit_table seen;
+    order_check order;
+    // Checks conservation: every item read went through both later stages
+    // once, in order at the sink, and nothing else did.
+    void check(std::uint64_t reported) {
+        const std::uint64_t r = read.load();
+        CHECK(reported == r);
+        std::size_t wrong = 0;
+        for (std::uint64_t i = 0; i < seen.n; ++i) {
+            const int want = i < r ? 1 : 0;
+            wrong += seen.at(1, i) != want;
+            wrong += seen.at(2, i) != want;
+        }
+        CHECK(wrong == 0);
+        CHECK(order.next == r);
+        CHECK(order.out_of_order.load() == 0);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("cancelled from another thread mid-run: reading stops, everything read goes through, pipeline_cancelled") {
+    const std::uint64_t n = 1'000'000;  // never reached: the stop comes first
+    for (const unsigned workers : {1u, 2u, 4u}) {
+        for (const bool heavy : {false, true}) {
+            CAPTURE(workers);
+            CAPTURE(heavy);
+            forkline::runtime rt(config_for(workers));
+            cancel_tally tally(n);
+            std::stop_source stop;
+            std::atomic<std::uint64_t> started_after_stop{0};
+            std::atomic<bool> stopped{false};
+            std::thread canceller([&] {
+                while (tally.read.load() < 300) std::this_thread::yield();
+                stop.request_stop();
+                stopped.store(true);
+            });
+            std::uint64_t reported = ~std::uint64_t{0};
+            within_deadline(60, "a pipeline cancelled from another thread", [&] {
+                try {
+                    forkline::run_pipeline(
+                        rt, 8, stop.get_token(),
+                        forkline::stage(forkline::serial_in_order, "source",
+                                        [&](forkline::flow_control& fc) -> std::uint64_t {
+                                            if (stopped.load()) started_after_stop.fetch_add(1);
+                                            if (fc.sequence() == n) {
+                                                fc.stop();
+                                                return 0;
+                                            }
+                                            tally.read.fetch_add(1);
+                                            return fc.sequence();
+                                        }),
+                        forkline::stage(forkline::parallel, "work",
+                                        [&](std::uint64_t& v) {
+                                            tally.seen.hit(1, v);
+                                            if (heavy) jitter(v);
+                                            return v;
+                                        }),
+                        forkline::stage(forkline::serial_in_order, "sink", [&](std::uint64_t& v) {
+                            tally.seen.hit(2, v);
+                            tally.order.see(v);
+                        }));
+                    FAIL("not cancelled");
+                } catch (const forkline::pipeline_cancelled& e) {
+                    reported = e.items();
+                    CHECK(e.stats().stages[2].items == e.items());
+                    CHECK(std::string(e.what()) == "pipeline cancelled after " + std::to_string(e.items()) +
+                                                       " items; each went through every stage");
+                }
+            });
+            canceller.join();
+            tally.check(reported);
+            CHECK(tally.read.load() >= 300);
+            // The call that had passed its check when the stop came, at most.
+            CHECK(started_after_stop.load() <= 1);
+            CHECK(rt.run([] { return 7; }) == 7);  // the runtime is fine afterwards
+        }
+    }
+}
+
+TEST_CASE("cancelled from inside a stage, before the run, or after the input ended") {
+    const std::uint64_t n = 10'000;
+    for (const unsigned workers : {1u, 2u, 4u}) {
+        CAPTURE(workers);
+        forkline::runtime rt(config_for(workers));
+        {  // the sink asks for the stop when it sees item 100
+            cancel_tally tally(n);
+            std::stop_source stop;
+            std::uint64_t reported = ~std::uint64_t{0};
+            within_deadline(60, "a pipeline cancelled by its own stage", [&] {
+                try {
+                    forkline::run_pipeline(
+                        rt, 8, stop.get_token(),
+                        forkline::stage(forkline::serial_in_order, "source",
+                                        [&](forkline::flow_control& fc) -> std::uint64_t {
+                                            if (fc.sequence() == n) {
+                                                fc.stop();
+                                                return 0;
+                                            }
+                                            tally.read.fetch_add(1);
+                                            return fc.sequence();
+                                        }),
+                        forkline::stage(forkline::parallel, "work",
+                                        [&](std::uint64_t& v) {
+                                            tally.seen.hit(1, v);
+                                            return v;
+                                        }),
+                        forkline::stage(forkline::serial_in_order, "sink", [&](std::uint64_t& v) {
+                            tally.seen.hit(2, v);
+                            tally.order.see(v);
+                            if (v == 100) stop.request_stop();
+                        }));
+                    FAIL("not cancelled");
+                } catch (const forkline::pipeline_cancelled& e) {
+                    reported = e.items();
+                }
+            });
+            tally.check(reported);
+            // In order, item 100 holds a token until the sink has it: at most
+            // 8 items from 100 on were read, and one call past its check.
+            CHECK(tally.read.load() >= 101);
+            CHECK(tally.read.load() <= 100 + 8 + 1);
+        }
+        {  // requested before the run: nothing is read
+            std::stop_source stop;
+            stop.request_stop();
+            int calls = 0;
+            try {
+                forkline::run_pipeline(rt, 4, stop.get_token(),
+                                       forkline::stage(forkline::serial_in_order, "source",
+                                                       [&](forkline::flow_control&) { return ++calls; }),
+                                       forkline::stage(forkline::serial_in_order, "sink", [](int&) {}));
+                FAIL("not cancelled");
+            } catch (const forkline::pipeline_cancelled& e) {
+                CHECK(e.items() == 0);
+            }
+            CHECK(calls == 0);
+        }
+        {  // requested as the input ends (in the call that stops): a normal end
+            std::stop_source stop;
+            std::uint64_t sunk = 0;
+            const forkline::pipeline_stats stats = forkline::run_pipeline(
+                rt, 4, stop.get_token(),
+                forkline::stage(forkline::serial_in_order, "source",
+                                [&](forkline::flow_control& fc) -> std::uint64_t {
+                                    if (fc.sequence() == 50) {
+                                        fc.stop();
+                                        stop.request_stop();
+                                    }
+                                    return fc.sequence();
+                                }),
+                forkline::stage(forkline::serial_in_order, "sink", [&](std::uint64_t&) { ++sunk; }));
+            CHECK(stats.items == 50);
+            CHECK(sunk == 50);
+        }
+        {  // a failure wins over a cancellation
+            std::stop_source stop;
+            CHECK_THROWS_AS(forkline::run_pipeline(
+                                rt, 4, stop.get_token(),
+                                forkline::stage(forkline::serial_in_order, "source", count_to(n)),
+                                forkline::stage(forkline::serial_in_order, "sink",
+                                                [&](std::uint64_t& v) {
+                                                    if (v == 20) {
+                                                        stop.request_stop();
+                                                        throw std::runtime_error("twenty");
+                                                    }
+                                                })),
+                            forkline::pipeline_error);
+        }
+    }
+}
+
+TEST_CASE("a pipeline whose first stage is paused for input is cancelled without hanging") {
+    for (const unsigned workers : {1u, 2u, 4u}) {
+        for (const bool from_worker : {false, true}) {
+            CAPTURE(workers);
+            CAPTURE(from_worker);
+            forkline::runtime rt(config_for(workers));
+            cancel_tally tally(64);
+            std::stop_source stop;
+            std::atomic<bool> paused{false};
+            std::mutex kept_mutex;
+            std::vector<forkline::resume_handle> kept;  // never used while the run lasts
+            std::uint64_t reported = ~std::uint64_t{0};
+            std::thread canceller;
+            if (!from_worker) {
+                canceller = std::thread([&] {
+                    while (!paused.load()) std::this_thread::yield();
+                    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // armed, most often
+                    stop.request_stop();
+                });
+            }
+            within_deadline(60, "a pipeline cancelled while its first stage was paused", [&] {
+                try {
+                    forkline::run_pipeline(
+                        rt, 4, stop.get_token(),
+                        forkline::stage(forkline::serial_in_order, "source",
+                                        [&](forkline::flow_control& fc) -> std::uint64_t {
+                                            if (fc.sequence() == 10) {  // input that never comes
+                                                std::lock_guard<std::mutex> lock(kept_mutex);
+                                                kept.push_back(fc.pause());
+                                                paused.store(true);
+                                                return 0;
+                                            }
+                                            tally.read.fetch_add(1);
+                                            return fc.sequence();
+                                        }),
+                        forkline::stage(forkline::parallel, "work",
+                                        [&](std::uint64_t& v) {
+                                            tally.seen.hit(1, v);
+                                            return v;
+                                        }),
+                        forkline::stage(forkline::serial_in_order, "sink", [&](std::uint64_t& v) {
+                            tally.seen.hit(2, v);
+                            tally.order.see(v);
+                            if (from_worker && v == 9) {
+                                // From a worker, once the source may have paused.
+                                for (int i = 0; i < 2000 && !paused.load(); ++i) {
+                                    std::this_thread::sleep_for(std::chrono::microseconds(100));
+                                }
+                                stop.request_stop();
+                            }
+                        }));
+                    FAIL("not cancelled");
+                } catch (const forkline::pipeline_cancelled& e) {
+                    reported = e.items();
+                }
+            });
+            if (canceller.joinable()) canceller.join();
+            tally.check(reported);
+            CHECK(reported == 10);
+            std::lock_guard<std::mutex> lock(kept_mutex);
+            for (const auto& h : kept) h.resume();  // after the end: nothing happens
+        }
+    }
+}
+
+TEST_CASE("a cancelled pipeline still waits for a stage paused on an item it read, and finishes it") {
+    for (const unsigned workers : {1u, 2u, 4u}) {
+        CAPTURE(workers);
+        forkline::runtime rt(config_for(workers));
+        cancel_tally tally(10'000);
+        std::stop_source stop;
+        std::uint64_t reported = ~std::uint64_t{0};
+        bool paused_once = false;  // the sink is serial
+        within_deadline(60, "a cancelled pipeline with a paused sink", [&] {
+            resumer later;
+            try {
+                forkline::run_pipeline(
+                    rt, 8, stop.get_token(),
+                    forkline::stage(forkline::serial_in_order, "source",
+                                    [&](forkline::flow_control& fc) -> std::uint64_t {
+                                        if (fc.sequence() == 10'000) fc.stop();
+                                        else tally.read.fetch_add(1);
+                                        return fc.sequence();
+                                    }),
+                    forkline::stage(forkline::parallel, "work",
+                                    [&](std::uint64_t& v) {
+                                        tally.seen.hit(1, v);
+                                        return v;
+                                    }),
+                    forkline::stage(forkline::serial_in_order, "sink",
+                                    [&](std::uint64_t& v, forkline::flow_control& fc) {
+                                        if (v == 5 && !paused_once) {
+                                            paused_once = true;
+                                            stop.request_stop();
+                                            later.later(fc.pause());  // resumed 100 us later
+                                            return;
+                                        }
+                                        tally.seen.hit(2, v);
+                                        tally.order.see(v);
+                                    }));
+                FAIL("not cancelled");
+            } catch (const forkline::pipeline_cancelled& e) {
+                reported = e.items();
+            }
+        });
+        CHECK(paused_once);
+        tally.check(reported);  // item 5 and those after it that were read went through
+        CHECK(reported >= 6);
     }
 }

@@ -37,6 +37,25 @@
 /// items fail, the one first in sequence order is reported (and is the
 /// cut-off), so that the error does not depend on timing; a failed batch
 /// reports the least sequence number in it.
+/// "No further items are read", exactly: the first stage checks for a
+/// failure before each call, with the call's token already in hand, and is
+/// not called again once it has seen one; only a call that had passed its
+/// check when the failure came may still read an item (which is dropped).
+/// So when no item can leave the last stage before the failed one (the last
+/// stage is serial_in_order), at most max_tokens items from the failed one
+/// on are read: items read <= K + max_tokens, K being its sequence number.
+///
+/// Cancellation: the overloads that take a std::stop_token stop reading
+/// when a stop is requested (from any thread, or from inside a stage): the
+/// first stage is not called again once it has seen the request (a call
+/// that had already passed its check may still run; a first stage paused
+/// for input is woken to see it). Items already read are not dropped: they
+/// go on through every remaining stage, as in a normal end, and
+/// run_pipeline then throws pipeline_cancelled, whose stats() count them.
+/// A stage paused on an item is still waited for (its resume must come), so
+/// a cancelled pipeline ends as soon as what it had read is through. A stop
+/// requested after the input ended changes nothing (the run returns
+/// normally); a failure wins over a cancellation (pipeline_error).
 /// See "Pipelines" in runtime/DESIGN.md.
 #pragma once
 
@@ -45,6 +64,7 @@
 #include <exception>  // exception_ptr
 #include <memory>     // shared_ptr
 #include <stdexcept>  // runtime_error
+#include <stop_token> // stop_token
 #include <string>     // string
 #include <type_traits>  // is_same_v
 #include <utility>    // move
@@ -274,6 +294,29 @@ private:
     std::exception_ptr m_cause;
 };
 
+/// run_pipeline() with a std::stop_token was cancelled before the input
+/// ended. Every item read went through every stage (see "Cancellation" at
+/// the top of this header). what(): "pipeline cancelled after N items; each
+/// went through every stage".
+/// @code
+/// std::stop_source stop;  // stop.request_stop() from any thread ends the reading
+/// try {
+///     forkline::run_pipeline(rt, 16, stop.get_token(), read, parse, store);
+/// } catch (const forkline::pipeline_cancelled& e) {
+///     std::printf("stopped after %llu records\n", static_cast<unsigned long long>(e.items()));
+/// }
+/// @endcode
+class pipeline_cancelled : public std::runtime_error {
+public:
+    /// Made by run_pipeline(), with the run's figures.
+    explicit pipeline_cancelled(pipeline_stats stats);
+    const pipeline_stats& stats() const noexcept { return m_stats; }   ///< the cancelled run's figures
+    std::uint64_t items() const noexcept { return m_stats.items; }      ///< items read, each fully processed
+
+private:
+    pipeline_stats m_stats;
+};
+
 /// Runs the chain on rt's workers and returns when every item has left the
 /// last stage. max_tokens >= 1 (0 is a config_error); the first stage must be
 /// serial (config_error). From a worker of rt it helps instead of blocking.
@@ -295,6 +338,16 @@ pipeline_stats run_pipeline(runtime& rt, std::size_t max_tokens, Stages&&... sta
 /// The same on the runtime of the calling worker, or on default_runtime().
 template <class... Stages>
 pipeline_stats run_pipeline(std::size_t max_tokens, Stages&&... stages);
+
+/// As run_pipeline(rt, max_tokens, stages...), cancelled by a stop request
+/// on `stop`: reading stops, what was read goes through, and then
+/// pipeline_cancelled is thrown (unless the input had ended first).
+template <class... Stages>
+pipeline_stats run_pipeline(runtime& rt, std::size_t max_tokens, std::stop_token stop, Stages&&... stages);
+
+/// The same on the runtime of the calling worker, or on default_runtime().
+template <class... Stages>
+pipeline_stats run_pipeline(std::size_t max_tokens, std::stop_token stop, Stages&&... stages);
 
 }  // namespace forkline
 

@@ -15,7 +15,9 @@
 #include <limits>     // numeric_limits
 #include <memory>     // shared_ptr, unique_ptr
 #include <mutex>      // mutex (the failure record, off the fast path)
+#include <stop_token> // stop_token (cancellation from outside)
 #include <string>     // string
+#include <utility>    // move
 #include <vector>     // vector
 
 #include "forkline/detail/deque.hpp"   // k_cache_line
@@ -133,6 +135,13 @@ struct pipeline_stage_state {
     pipeline_stage_job job;
 };
 
+/// Tests only; null otherwise. Called by a batching last stage's runner
+/// right after it moved the item of `sequence` into the batch, with the
+/// run's cut-off, so that a test can lower the cut-off at exactly that point
+/// (see "Batches" in runtime/DESIGN.md). Costs a relaxed load per item.
+using batch_take_hook = void (*)(std::uint64_t sequence, const std::atomic<std::uint64_t>& cutoff) noexcept;
+extern std::atomic<batch_take_hook> g_batch_take_hook;
+
 class pipeline_core {
 public:
     static constexpr std::uint64_t k_no_cutoff = std::numeric_limits<std::uint64_t>::max();
@@ -148,10 +157,15 @@ public:
     /// Gives the core its tokens (before run()).
     void add_token(pipeline_token& t) noexcept;
     void set_clear(token_clear clear) noexcept { m_clear = clear; }
+    /// A token whose stop request cancels the run (before run()). See
+    /// "Cancellation" in runtime/DESIGN.md.
+    void set_stop(std::stop_token stop) noexcept { m_stop = std::move(stop); }
 
     /// Runs the pipeline on the calling worker's runtime; returns when nothing
-    /// is in flight. Throws pipeline_error.
+    /// is in flight. Throws pipeline_error, or pipeline_cancelled.
     pipeline_stats run();
+    /// X1: the stop token's callback (any thread, at most once).
+    void cancel() noexcept;
 
     // Used by flow_control::pause() and the resume path.
     resume_handle pause(flow_control& fc);
@@ -224,6 +238,15 @@ private:
     // k_wait_done at the end. See "Waiting".
     // written by: outside resumers, the finisher, the waiter, help_until
     alignas(k_cache_line) std::atomic<std::uint32_t> m_wait{0};
+
+    // Set by cancel() (X1); read by the source before each call (X2) and by
+    // P3 for a pausing source.
+    // written by: the stop callback; read by: the source's runner
+    alignas(k_cache_line) std::atomic<bool> m_cancel{false};
+    std::stop_token m_stop;  // immutable during a run
+    // The source closed because of m_cancel (X2). written by: the source's
+    // runner before its close (C2); read by: run() after the end (m_live, m_wait).
+    bool m_cancelled = false;
 
     std::mutex m_failure_mutex;
     failure m_failure;  // guarded by m_failure_mutex

@@ -10,6 +10,7 @@
 #include <memory>       // unique_ptr
 #include <optional>     // optional
 #include <span>         // span
+#include <stop_token>   // stop_token
 #include <tuple>        // tuple, get
 #include <type_traits>  // invoke_result_t, is_invocable_v, remove_cvref_t
 #include <utility>      // forward, move, index_sequence
@@ -332,8 +333,9 @@ consteval bool pipeline_shape_ok() {
 }
 
 template <class... Stages>
-pipeline_stats run_on_worker(std::size_t max_tokens, Stages&&... stages) {
+pipeline_stats run_on_worker(std::size_t max_tokens, std::stop_token stop, Stages&&... stages) {
     pipeline_engine<std::remove_cvref_t<Stages>...> engine(max_tokens, std::forward<Stages>(stages)...);
+    engine.set_stop(std::move(stop));
     return engine.run();
 }
 
@@ -344,29 +346,41 @@ void check_max_tokens(std::size_t max_tokens);
 namespace forkline {
 
 template <class... Stages>
-pipeline_stats run_pipeline(runtime& rt, std::size_t max_tokens, Stages&&... stages) {
+pipeline_stats run_pipeline(runtime& rt, std::size_t max_tokens, std::stop_token stop, Stages&&... stages) {
     if constexpr (detail::pipeline_shape_ok<Stages...>()) {  // else the checks have said why
         detail::check_max_tokens(max_tokens);
         // From one of rt's workers run() calls the lambda in place; from any
         // other thread it blocks until a worker of rt has run it.
-        return rt.run([&] { return detail::run_on_worker(max_tokens, std::forward<Stages>(stages)...); });
+        return rt.run([&] {
+            return detail::run_on_worker(max_tokens, std::move(stop), std::forward<Stages>(stages)...);
+        });
     } else {
         return {};
     }
 }
 
 template <class... Stages>
-pipeline_stats run_pipeline(std::size_t max_tokens, Stages&&... stages) {
+pipeline_stats run_pipeline(std::size_t max_tokens, std::stop_token stop, Stages&&... stages) {
     if constexpr (detail::pipeline_shape_ok<Stages...>()) {
         detail::check_max_tokens(max_tokens);
         // A measuring scope's stand-in worker has no runtime: use the default one.
         if (const detail::worker* w = detail::current_worker(); w != nullptr && w->measure == nullptr) {
-            return detail::run_on_worker(max_tokens, std::forward<Stages>(stages)...);
+            return detail::run_on_worker(max_tokens, std::move(stop), std::forward<Stages>(stages)...);
         }
-        return run_pipeline(default_runtime(), max_tokens, std::forward<Stages>(stages)...);
+        return run_pipeline(default_runtime(), max_tokens, std::move(stop), std::forward<Stages>(stages)...);
     } else {
         return {};
     }
+}
+
+template <class... Stages>
+pipeline_stats run_pipeline(runtime& rt, std::size_t max_tokens, Stages&&... stages) {
+    return run_pipeline(rt, max_tokens, std::stop_token{}, std::forward<Stages>(stages)...);
+}
+
+template <class... Stages>
+pipeline_stats run_pipeline(std::size_t max_tokens, Stages&&... stages) {
+    return run_pipeline(max_tokens, std::stop_token{}, std::forward<Stages>(stages)...);
 }
 
 }  // namespace forkline
