@@ -173,7 +173,7 @@ private:
     // would otherwise not be synchronized with the pushes before it (and
     // could read a slot before the item in it). A plain mov on x86.
     static constexpr std::memory_order k_pop_bottom_order =
-        has_mutation<Atomics>(mutation::pop_relaxed_bottom) ? std::memory_order_relaxed : std::memory_order_relaxed;
+        has_mutation<Atomics>(mutation::pop_relaxed_bottom) ? std::memory_order_relaxed : std::memory_order_release;
 
     storage_type m_storage;
 };
