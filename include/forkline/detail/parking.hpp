@@ -87,7 +87,7 @@ inline void wake_all(parking_words<Atomics>& w, Env& env) noexcept {
 template <class Atomics, class Env, class Scan, class AboutToSleep>
 inline bool park(parking_words<Atomics>& w, Env& env, Scan&& work_visible, AboutToSleep&& about_to_sleep) noexcept {
     std::uint32_t epoch;
-    if constexpr (true) {  // the order before the fix
+    if constexpr (has_mutation<Atomics>(mutation::token_before_epoch)) {
         // The order before issue 12, kept for the mutation test only: a
         // notifier can take the token between these two steps, and this
         // worker then sleeps on the new epoch with the token still taken.
