@@ -145,7 +145,7 @@ explore::options bounded(std::uint64_t random_schedules) {
     explore::options o;
     o.preemption_bound = 3;
     o.stale_bound = 1;
-    o.max_dfs_schedules = full_search() ? 100'000'000 : scaled(40'000);
+    o.max_dfs_schedules = full_search() ? 100'000'000 : scaled(150'000);
     o.random_schedules = random_schedules == 0 ? 0 : scaled(random_schedules);
     o.seed = 12;
     return o;
