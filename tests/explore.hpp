@@ -33,7 +33,6 @@
 #include <cstdint>             // uint32_t, uint64_t
 #include <cstdio>              // snprintf
 #include <cstring>             // memcpy
-#include <functional>          // function
 #include <semaphore>           // binary_semaphore
 #include <random>              // mt19937_64
 #include <stdexcept>           // logic_error
