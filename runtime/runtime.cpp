@@ -302,14 +302,11 @@ public:
     runtime_config m_config;
     topology m_topo;
     placement_plan m_plan;
-    idle_control m_idle;
+    idle_control m_idle;  // the words of "Parking protocol"
     // written by: the constructor, then once by membarrier_failed(); read by: parkers
     std::atomic<bool> m_use_membarrier{false};
     // Set with m_use_membarrier's clearing: parks then sleep with a timeout.
     std::atomic<bool> m_timed_parking{false};
-    // Parking protocol state. written by: notifiers and parkers
-    alignas(k_cache_line) std::atomic<std::uint32_t> m_epoch{0};
-    alignas(k_cache_line) std::atomic<std::uint32_t> m_waking{0};
     // Shutdown state. written by: stop(), inject(), finishing root jobs
     alignas(k_cache_line) std::atomic<bool> m_stopping{false};
     std::atomic<std::uint64_t> m_outstanding{0};
@@ -690,59 +687,65 @@ void runtime_core::membarrier_failed(int err) noexcept {
                  name != nullptr ? name : "an unknown errno", std::strerror(err), k_fallback_park_ns / 1'000'000);
 }
 
-// See "Parking protocol" in DESIGN.md: steps P1-P6.
-void runtime_core::park(worker_home& h) noexcept {
-    // P1: a parker owns no pending wake; clearing the token here keeps a
-    // token whose target went back to work from blocking all later wakes.
-    // acq_rel: see P6.
-    m_waking.exchange(0, std::memory_order_acq_rel);
-    // P2: acquire: pairs with the release increment in wake_one().
-    const std::uint32_t epoch = m_epoch.load(std::memory_order_acquire);
-    // P3: seq_cst: announce before the scan.
-    m_idle.sleepers.fetch_add(1, std::memory_order_seq_cst);
-    heavy_barrier();
-    // P4: scan. Any push (or post to our mailbox) that did not see our
-    // announcement is visible here.
-    if (work_visible() || h.w.mailbox.load(std::memory_order_acquire) != nullptr || should_exit() ||
-        quiescent()) {
-        m_idle.sleepers.fetch_sub(1, std::memory_order_seq_cst);
-        return;
+namespace {
+
+/// The environment of the parking protocol (parking.hpp): futex(2), and the
+/// runtime's heavy barrier.
+struct os_parking_env {
+    runtime_core* core;
+    void futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected) const noexcept {
+        // For a while only, once membarrier has failed ("When membarrier
+        // fails"). relaxed: either value is safe to act on here.
+        const timespec fallback{0, k_fallback_park_ns};
+        detail::futex_wait(word, expected,
+                           core->m_timed_parking.load(std::memory_order_relaxed) ? &fallback : nullptr);
     }
-    bump(h.w.counters.parks);
-    FORKLINE_PROBE(park, h.w.index);
-    const std::uint64_t t0 = now_ns();
-    // relaxed: a statistic; stats() tolerates a snapshot a sleep off.
-    h.w.counters.parked_since.store(t0, std::memory_order_relaxed);
-    // P5: sleep unless the epoch moved since P2 (for a while only, once
-    // membarrier has failed; relaxed: either value is safe to act on here).
-    const timespec fallback{0, k_fallback_park_ns};
-    futex_wait(m_epoch, epoch, m_timed_parking.load(std::memory_order_relaxed) ? &fallback : nullptr);
-    // P6: take over the wake token. acq_rel, an RMW: it reads the last
-    // notifier's exchange, whose release makes that notifier's push (and
-    // that of every notifier that found the token taken before it) visible
-    // to the search this worker starts now.
-    m_idle.sleepers.fetch_sub(1, std::memory_order_seq_cst);
-    m_waking.exchange(0, std::memory_order_acq_rel);
+    void futex_wake(const std::atomic<std::uint32_t>& word, int count) const noexcept {
+        detail::futex_wake(word, count);
+    }
+    void heavy_barrier() const noexcept { core->heavy_barrier(); }
+};
+
+}  // namespace
+
+// See "Parking protocol" in DESIGN.md: steps P1-P6 are in detail/parking.hpp.
+void runtime_core::park(worker_home& h) noexcept {
+    os_parking_env env{this};
+    std::uint64_t t0 = 0;
+    const bool slept = detail::park(
+        m_idle, env,
+        [&]() noexcept {
+            // P4: every deque, the injector, our mailbox, shutdown (and
+            // whether this parker is the one that finds the runtime quiescent).
+            return work_visible() || h.w.mailbox.load(std::memory_order_acquire) != nullptr || should_exit() ||
+                   quiescent();
+        },
+        [&]() noexcept {
+            bump(h.w.counters.parks);
+            FORKLINE_PROBE(park, h.w.index);
+            t0 = now_ns();
+            // relaxed: a statistic; stats() tolerates a snapshot a sleep off.
+            h.w.counters.parked_since.store(t0, std::memory_order_relaxed);
+        });
+    if (!slept) return;
     bump(h.w.counters.wakeups);
     FORKLINE_PROBE(unpark, h.w.index);
-    const std::uint64_t slept = now_ns() - t0;
-    trace::complete(trace::k_parked, t0, slept);
-    bump(h.w.counters.idle_ns, slept);
-    bump(h.w.counters.parked_ns, slept);
+    const std::uint64_t slept_ns = now_ns() - t0;
+    trace::complete(trace::k_parked, t0, slept_ns);
+    bump(h.w.counters.idle_ns, slept_ns);
+    bump(h.w.counters.parked_ns, slept_ns);
     h.w.counters.parked_since.store(0, std::memory_order_relaxed);  // relaxed: as above
 }
 
 void runtime_core::wake_one() noexcept {
-    // acq_rel: one wake in flight at a time, so a burst of pushes wakes one
-    // worker, not a herd. See "Parking protocol", N1-N3.
-    if (m_waking.exchange(1, std::memory_order_acq_rel) != 0) return;
-    m_epoch.fetch_add(1, std::memory_order_release);
-    futex_wake(m_epoch, 1);
+    // N2-N3 of "Parking protocol".
+    os_parking_env env{this};
+    detail::wake_one(m_idle, env);
 }
 
 void runtime_core::wake_all() noexcept {
-    m_epoch.fetch_add(1, std::memory_order_release);
-    futex_wake(m_epoch, INT_MAX);
+    os_parking_env env{this};
+    detail::wake_all(m_idle, env);
 }
 
 void runtime_core::notify_injection() noexcept {

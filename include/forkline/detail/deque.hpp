@@ -7,6 +7,8 @@
 //
 // Capability-typed handles: the storage is shared; `worker_deque` is the owner
 // end (push/pop, one thread, not copyable), `stealer` the thief end (copyable).
+// `Atomics` is the atomics policy (atomics.hpp): std_atomics in production,
+// the model checker's in tests/test_explore_deque.cpp.
 //
 // Departure from the paper: the buffer never grows. A full deque refuses the
 // push and the caller runs the work inline (work-first), which is always
@@ -16,34 +18,15 @@
 // to apply to: there is no array pointer to load.
 #pragma once
 
-#include <atomic>   // atomic, memory_order, atomic_thread_fence
+#include <atomic>   // memory_order
 #include <cstddef>  // size_t
 #include <cstdint>  // int64_t
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FORKLINE_DETAIL_HAS_TSAN 1
-#endif
-#endif
-#ifndef FORKLINE_DETAIL_HAS_TSAN
-#define FORKLINE_DETAIL_HAS_TSAN 0
-#endif
+#include "forkline/detail/atomics.hpp"  // std_atomics, full_fence, has_mutation
 
 namespace forkline::detail {
 
 inline constexpr std::size_t k_cache_line = 64;
-
-/// A sequentially consistent fence. On x86 a locked no-op RMW on the stack
-/// is a full barrier and costs about half an mfence; g++ already emits it for
-/// atomic_thread_fence(seq_cst), clang 14 emits mfence, which doubled the
-/// cost of a spawn. Elsewhere (and under ThreadSanitizer) the standard fence.
-inline void full_fence() noexcept {
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !FORKLINE_DETAIL_HAS_TSAN
-    asm volatile("lock orq $0, (%%rsp)" ::: "memory", "cc");
-#else
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
-}
 
 /// The three outcomes of a steal. `lost_race` means another thief (or the
 /// owner taking the last item) won; the deque may still hold work.
@@ -56,12 +39,15 @@ struct steal_result {
 };
 
 /// Shared storage of one deque: indices and the ring of item pointers.
-template <class T>
+template <class T, class Atomics = std_atomics>
 class deque_storage {
 public:
+    template <class U>
+    using atomic = typename Atomics::template atomic<U>;
+
     /// `buffer` holds `capacity` slots (a power of two); the caller owns it
     /// (so that it can live on the owner's NUMA node) and keeps it alive.
-    deque_storage(std::atomic<T*>* buffer, std::int64_t capacity) noexcept
+    deque_storage(atomic<T*>* buffer, std::int64_t capacity) noexcept
         : m_buffer(buffer), m_mask(capacity - 1) {}
     deque_storage(const deque_storage&) = delete;
     deque_storage& operator=(const deque_storage&) = delete;
@@ -77,32 +63,35 @@ public:
     }
 
 private:
-    template <class>
+    template <class, class>
     friend class worker_deque;
-    template <class>
+    template <class, class>
     friend class stealer;
 
     // written by: thieves (CAS) and the owner (CAS on the last item); read by: all
-    alignas(k_cache_line) std::atomic<std::int64_t> m_top{0};
+    alignas(k_cache_line) atomic<std::int64_t> m_top{0};
     // written by: owner only; read by: thieves
-    alignas(k_cache_line) std::atomic<std::int64_t> m_bottom{0};
+    alignas(k_cache_line) atomic<std::int64_t> m_bottom{0};
     // immutable after construction
-    alignas(k_cache_line) std::atomic<T*>* const m_buffer;
+    alignas(k_cache_line) atomic<T*>* const m_buffer;
     const std::int64_t m_mask;
 };
 
 /// The owner end, which holds the storage itself (so the owner's fast path
 /// has no pointer to chase). Only the thread that owns the deque may call
 /// push/pop; thieves get a `stealer` from storage().
-template <class T>
+template <class T, class Atomics = std_atomics>
 class worker_deque {
 public:
-    worker_deque(std::atomic<T*>* buffer, std::int64_t capacity) noexcept : m_storage(buffer, capacity) {}
+    using storage_type = deque_storage<T, Atomics>;
+
+    worker_deque(typename storage_type::template atomic<T*>* buffer, std::int64_t capacity) noexcept
+        : m_storage(buffer, capacity) {}
     worker_deque(const worker_deque&) = delete;
     worker_deque& operator=(const worker_deque&) = delete;
 
-    deque_storage<T>& storage() noexcept { return m_storage; }
-    const deque_storage<T>& storage() const noexcept { return m_storage; }
+    storage_type& storage() noexcept { return m_storage; }
+    const storage_type& storage() const noexcept { return m_storage; }
 
     /// Index the next push will use. Items at or above a remembered bottom were
     /// pushed after it was read (see "Join protocol" in runtime/DESIGN.md).
@@ -121,8 +110,9 @@ public:
         m_storage.m_buffer[b & m_storage.m_mask].store(item, std::memory_order_relaxed);
         // release: publishes the slot (and the item it points to) to a thief
         // whose acquire load of bottom in steal() reads b + 1. Lê et al. use a
-        // release fence and a relaxed store; a release store is the same
-        // instruction on x86 and lets ThreadSanitizer, which ignores fences,
+        // release fence and a relaxed store; a release store is a plain mov
+        // on x86 either way, one instruction on ARMv8 (stlr, where the fence
+        // is dmb ish; str), and lets ThreadSanitizer, which ignores fences,
         // see the hand-over.
         m_storage.m_bottom.store(b + 1, std::memory_order_release);
         return true;
@@ -132,14 +122,14 @@ public:
     /// thief won the race for the last item).
     T* pop() noexcept {
         const std::int64_t b = m_storage.m_bottom.load(std::memory_order_relaxed) - 1;
-        m_storage.m_bottom.store(b, std::memory_order_relaxed);
+        m_storage.m_bottom.store(b, k_pop_bottom_order);
         // seq_cst: orders the store of bottom before the load of top against the
         // thieves' seq_cst fence between their loads of top and bottom (the
         // Dekker pair of the protocol). acq_rel is not enough (CDSChecker).
-        full_fence();
+        Atomics::fence();
         std::int64_t t = m_storage.m_top.load(std::memory_order_relaxed);
         if (t > b) {  // empty: restore
-            m_storage.m_bottom.store(b + 1, std::memory_order_relaxed);
+            m_storage.m_bottom.store(b + 1, k_pop_bottom_order);
             return nullptr;
         }
         T* item = m_storage.m_buffer[b & m_storage.m_mask].load(std::memory_order_relaxed);
@@ -151,7 +141,7 @@ public:
                                                     std::memory_order_relaxed)) {
                 item = nullptr;
             }
-            m_storage.m_bottom.store(b + 1, std::memory_order_relaxed);
+            m_storage.m_bottom.store(b + 1, k_pop_bottom_order);
         }
         return item;
     }
@@ -177,21 +167,29 @@ public:
     }
 
 private:
-    deque_storage<T> m_storage;
+    // release, not relaxed, for pop's stores of bottom: since C++20 (P0982)
+    // a release sequence no longer extends to later plain stores of the same
+    // thread, so a thief whose acquire load of bottom reads a store of pop()
+    // would otherwise not be synchronized with the pushes before it (and
+    // could read a slot before the item in it). A plain mov on x86.
+    static constexpr std::memory_order k_pop_bottom_order =
+        has_mutation<Atomics>(mutation::pop_relaxed_bottom) ? std::memory_order_relaxed : std::memory_order_release;
+
+    storage_type m_storage;
 };
 
 /// The thief end. Copyable; any thread may steal.
-template <class T>
+template <class T, class Atomics = std_atomics>
 class stealer {
 public:
-    explicit stealer(deque_storage<T>& s) noexcept : m_s(&s) {}
+    explicit stealer(deque_storage<T, Atomics>& s) noexcept : m_s(&s) {}
 
     steal_result<T> steal() const noexcept {
         // relaxed: the paper has acquire; the seq_cst fence that follows makes
         // it redundant (CDSChecker/AutoMO, confirmed by the paper's authors).
         std::int64_t t = m_s->m_top.load(std::memory_order_relaxed);
         // seq_cst: the thieves' half of the Dekker pair with pop()'s fence.
-        full_fence();
+        if constexpr (!has_mutation<Atomics>(mutation::steal_without_fence)) Atomics::fence();
         // acquire: pairs with the release store of bottom in push(), making
         // the slot and the item's contents visible.
         const std::int64_t b = m_s->m_bottom.load(std::memory_order_acquire);
@@ -213,7 +211,7 @@ public:
     bool looks_empty() const noexcept { return m_s->size_estimate() == 0; }
 
 private:
-    deque_storage<T>* m_s;
+    deque_storage<T, Atomics>* m_s;
 };
 
 }  // namespace forkline::detail

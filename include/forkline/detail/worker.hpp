@@ -5,11 +5,12 @@
 // joining a stolen job, parking) is out of line in runtime/.
 #pragma once
 
-#include <atomic>   // atomic, atomic_signal_fence, atomic_thread_fence
+#include <atomic>   // atomic
 #include <cstdint>  // uint32_t, uint64_t, int64_t
 
 #include "forkline/detail/deque.hpp"  // deque_storage, worker_deque, stealer
 #include "forkline/detail/job.hpp"    // job, join_job
+#include "forkline/detail/parking.hpp"  // parking_words, wake_needed_after_push
 
 namespace forkline::detail {
 
@@ -17,15 +18,10 @@ class runtime_core;
 class task_pool;
 struct measure_context;
 
-/// Shared idle bookkeeping of one runtime. See "Parking protocol" in DESIGN.md.
-struct alignas(k_cache_line) idle_control {
-    // written by: parking workers (+1/-1); read by: every push (the wake check)
-    std::atomic<std::uint32_t> sleepers{0};
-    // True when the kernel lacks membarrier (or under ThreadSanitizer), so
-    // that pushes must pay a full fence for the check. Set at start; goes
-    // from false to true once if membarrier fails later ("Parking protocol").
-    std::atomic<bool> push_needs_fence{true};
-};
+/// Shared idle bookkeeping of one runtime: the words of the parking protocol
+/// (sleepers, epoch, wake token, whether pushes need a fence). See "Parking
+/// protocol" in runtime/DESIGN.md.
+struct alignas(k_cache_line) idle_control : parking_words<> {};
 
 /// Per-worker event counts. Single writer (the worker), so an increment is a
 /// relaxed load and store, not a locked RMW; readers get a racy but
@@ -99,23 +95,11 @@ bool post_to_worker(worker& w, unsigned target, job* j) noexcept;
 void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
                 std::uint32_t count_mask, std::uint32_t waiter_bit) noexcept;
 
-/// After a push: wake a parked worker if there is one.
+/// After a push: wake a parked worker if there is one (N1).
 /// See "Parking protocol" in runtime/DESIGN.md for why a compiler barrier is
 /// enough here when the parker issues membarrier().
 inline void notify_after_push(worker& w) noexcept {
-    // relaxed: a push that still reads false after a membarrier failure is
-    // covered by timed parking (see "When membarrier fails" in DESIGN.md).
-    if (w.idle->push_needs_fence.load(std::memory_order_relaxed)) {
-        full_fence();
-    } else {
-        // Asymmetric fence, light side: the parker's membarrier() supplies the
-        // hardware barrier on this thread; we only stop the compiler from
-        // moving the load of sleepers above the store of bottom.
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-    }
-    // relaxed: ordered by the fence above against the parker's fetch_add +
-    // membarrier (or fence) + scan of the deques.
-    if (w.idle->sleepers.load(std::memory_order_relaxed) != 0) wake_one_sleeper(w);
+    if (wake_needed_after_push(*w.idle)) wake_one_sleeper(w);
 }
 
 }  // namespace forkline::detail
