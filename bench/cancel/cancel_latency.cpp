@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
                     rt.run([&] {
                         forkline::task_group tg;
                         tg.spawn([&] {
-                            forkline::parallel_for(std::int64_t{0}, k_indices, light);
+                            forkline::parallel_for(std::int64_t{0}, k_indices, [](std::int64_t i) { light(i); });
                             done.store(clock_type::now());
                         });
                         group.store(&tg);
@@ -134,7 +134,9 @@ int main(int argc, char** argv) {
             us.push_back(one_rep(
                 delay_ms,
                 [&](std::atomic<clock_type::time_point>& done) {
-                    rt.run(stop.get_token(), [&] { forkline::parallel_for(std::int64_t{0}, k_indices, light); });
+                    rt.run(stop.get_token(), [&] {
+                        forkline::parallel_for(std::int64_t{0}, k_indices, [](std::int64_t i) { light(i); });
+                    });
                     done.store(clock_type::now());
                 },
                 [&] { stop.request_stop(); }));
