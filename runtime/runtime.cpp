@@ -122,6 +122,9 @@ bool back_off(unsigned round) noexcept {
 void run_job_as(worker& w, job* j, const char* trace_name) noexcept {
     bump(w.counters.tasks);
     const trace::span traced(trace_name);
+    // C3 in "Cancellation" (DESIGN.md): a job runs under no context unless it
+    // carries one, not under that of the task whose join or wait picked it up.
+    const context_scope none(w, nullptr);
     j->execute(j);
 }
 

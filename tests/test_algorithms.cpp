@@ -9,10 +9,12 @@
 #include <atomic>      // atomic
 #include <cstdint>     // uint64_t
 #include <functional>  // plus, greater
+#include <limits>      // numeric_limits
 #include <numeric>     // accumulate
 #include <random>      // mt19937_64
 #include <stdexcept>   // runtime_error
 #include <string>      // string
+#include <utility>     // pair
 #include <vector>      // vector
 
 #include "forkline/forkline.hpp"  // parallel_for, parallel_reduce, transform_reduce, parallel_sort
@@ -250,5 +252,78 @@ TEST_CASE("an exception thrown mid-loop reaches the caller, in every algorithm")
         // Still usable afterwards.
         CHECK(rt.run([] { return forkline::transform_reduce(0, 100, 0, std::plus<>{}, [](int i) { return i; }); }) ==
               4950);
+    }
+}
+
+TEST_CASE("static affinity: a block whose worker's mailbox is busy runs on the caller, never on a third worker") {
+    // Each outer block runs an inner affinity loop, so the three workers post
+    // to each other's mailboxes at once and some posts find them taken.
+    forkline::runtime rt(config_for(3));
+    constexpr long n = 3000;
+    std::size_t strays = 0;
+    for (int round = 0; round < static_cast<int>(scaled(200, 20)); ++round) {
+        std::vector<std::vector<int>> ran_on(3, std::vector<int>(n, -1));
+        std::vector<int> caller(3, -1);
+        rt.run([&] {
+            forkline::parallel_for(0u, 3u, [&](unsigned outer) {
+                caller[outer] = rt.current_worker_index();
+                forkline::parallel_for(0L, n, [&](long i) {
+                    ran_on[outer][static_cast<std::size_t>(i)] = rt.current_worker_index();
+                }, forkline::static_affinity);
+            }, forkline::static_affinity);
+        });
+        for (unsigned outer = 0; outer < 3; ++outer) {
+            for (unsigned k = 0; k < 3; ++k) {
+                const auto [lo, hi] = forkline::affinity_block(0L, n, k, 3);
+                for (long i = lo; i < hi; ++i) {
+                    const int who = ran_on[outer][static_cast<std::size_t>(i)];
+                    strays += who != static_cast<int>(k) && who != caller[outer];
+                }
+            }
+        }
+    }
+    CHECK(strays == 0);
+}
+
+namespace {
+struct enough {};  // thrown by a body to end a loop over a range too wide to finish
+}  // namespace
+
+TEST_CASE("wide signed ranges: no overflow in the split or the affinity partition") {
+    using i64 = std::int64_t;
+    constexpr i64 lo64 = std::numeric_limits<i64>::min();
+    constexpr i64 hi64 = std::numeric_limits<i64>::max();
+    // The whole int64 range: blocks in order, covering it, sizes within one.
+    for (unsigned p : {1u, 2u, 3u, 7u, 64u}) {
+        CAPTURE(p);
+        i64 next = lo64;
+        for (unsigned k = 0; k < p; ++k) {
+            const auto [lo, hi] = forkline::affinity_block(lo64, hi64, k, p);
+            CHECK(lo == next);
+            CHECK(hi >= lo);
+            next = hi;
+        }
+        CHECK(next == hi64);
+    }
+    static_assert(forkline::affinity_block(lo64, hi64, 1, 2) == std::pair<i64, i64>(-1, hi64));
+    static_assert(forkline::affinity_block(lo64, hi64, 0, 2) == std::pair<i64, i64>(lo64, -1));
+    // A loop over about 1.4e19 indices, ended by its body: every index it
+    // ran lies in the range (a wrapped end - begin split below begin).
+    const i64 b = lo64 / 2 - 12'345;
+    for (unsigned w : {1u, 2u}) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        for (int grain : {0, 1000}) {
+            CAPTURE(grain);
+            std::atomic<long> seen{0};
+            std::atomic<long> outside{0};
+            CHECK_THROWS_AS(rt.run([&] {
+                forkline::parallel_for(b, hi64, grain, [&](i64 i) {
+                    if (i < b) outside.fetch_add(1, std::memory_order_relaxed);
+                    if (seen.fetch_add(1, std::memory_order_relaxed) > 100'000) throw enough{};
+                });
+            }), enough);
+            CHECK(outside.load() == 0);
+        }
     }
 }

@@ -6,11 +6,32 @@
 /// repeated loops (parallel_for with static_affinity, numa_array's placement).
 #pragma once
 
-#include <concepts>  // integral
-#include <cstddef>   // size_t
-#include <utility>   // pair
+#include <concepts>     // integral
+#include <cstddef>      // size_t
+#include <type_traits>  // make_unsigned_t
+#include <utility>      // pair
 
 namespace forkline {
+
+namespace detail {
+
+/// end - begin for begin <= end, computed in the unsigned type: the width of
+/// a wide signed range (INT64_MIN to INT64_MAX) does not fit its own type.
+template <std::integral I>
+constexpr std::size_t range_size(I begin, I end) noexcept {
+    using U = std::make_unsigned_t<I>;
+    return static_cast<std::size_t>(static_cast<U>(static_cast<U>(end) - static_cast<U>(begin)));
+}
+
+/// begin + n for n <= range_size(begin, end), without signed overflow (the
+/// conversion back to I is modular in C++20).
+template <std::integral I>
+constexpr I range_at(I begin, std::size_t n) noexcept {
+    using U = std::make_unsigned_t<I>;
+    return static_cast<I>(static_cast<U>(static_cast<U>(begin) + static_cast<U>(n)));
+}
+
+}  // namespace detail
 
 /// The type of static_affinity, which selects the affinity mode of
 /// parallel_for. The explicit constructor keeps a stray `{}` from selecting it.
@@ -39,11 +60,11 @@ constexpr std::pair<I, I> affinity_block(I begin, I end, unsigned worker, unsign
     if (!(begin < end) || workers == 0) return {begin, begin};
     if (worker >= workers) return {end, end};
     // n*i/P without the overflow of n*i: with n = q*P + r, n*i/P = q*i + r*i/P.
-    const auto n = static_cast<std::size_t>(end - begin);
+    const std::size_t n = detail::range_size(begin, end);
     const std::size_t q = n / workers;
     const std::size_t r = n % workers;
     auto edge = [&](std::size_t i) { return q * i + r * i / workers; };
-    return {static_cast<I>(begin + static_cast<I>(edge(worker))), static_cast<I>(begin + static_cast<I>(edge(worker + 1)))};
+    return {detail::range_at(begin, edge(worker)), detail::range_at(begin, edge(worker + 1))};
 }
 
 }  // namespace forkline

@@ -61,4 +61,20 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+/// Work handed in with a std::stop_token (runtime::run, runtime::submit)
+/// whose stop was requested before the work started. Nothing of it ran.
+/// Work already running when stop is requested is not interrupted: it sees
+/// the cancellation through its loops and task groups, and its result (or
+/// exception) is delivered as usual.
+/// @code
+/// std::stop_source stop;
+/// auto fut = rt.submit(stop.get_token(), [] { return crunch(); });
+/// stop.request_stop();
+/// try { fut.get(); } catch (const forkline::cancelled&) { /* it never started */ }
+/// @endcode
+class cancelled : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 }  // namespace forkline

@@ -20,7 +20,7 @@
 
 #include "forkline/detail/measure.hpp"  // measured_invoke (measuring mode only)
 #include "forkline/detail/probes.hpp"   // FORKLINE_PROBE
-#include "forkline/detail/worker.hpp"   // worker, join_job, notify_after_push
+#include "forkline/detail/worker.hpp"   // worker, join_job, notify_after_push, context_scope
 #include "forkline/runtime.hpp"        // default_runtime
 
 namespace forkline {
@@ -29,17 +29,23 @@ namespace detail {
 
 template <class G>
 struct fork_job : join_job {
-    explicit fork_job(G& g) noexcept : m_fn(&g) { execute = &run; }
+    fork_job(G& g, const cancel_context* context) noexcept : m_fn(&g), m_context(context) { execute = &run; }
 
+    /// Run by a thief (a job popped back by its spawner is called directly).
     static void run(job* self) noexcept {
         auto* me = static_cast<fork_job*>(self);
         worker* w = current_worker();
         // relaxed: a hint for the joiner's choice of victim, nothing more.
         me->thief.store(w->index, std::memory_order_relaxed);
-        try {
-            (*me->m_fn)();
-        } catch (...) {
-            me->error = std::current_exception();
+        // C3 and C6 in "Cancellation" (DESIGN.md): the stolen half runs under
+        // its spawner's context, and not at all if that is cancelled.
+        if (!is_cancelled(me->m_context)) {
+            const context_scope scope(*w, me->m_context);
+            try {
+                (*me->m_fn)();
+            } catch (...) {
+                me->error = std::current_exception();
+            }
         }
         // acq_rel: release publishes g's effects and `error` to the joiner's
         // acquire; acquire is not needed but exchange keeps one RMW.
@@ -49,11 +55,12 @@ struct fork_job : join_job {
     }
 
     G* m_fn;
+    const cancel_context* m_context;  // the spawner's, for a thief
 };
 
 template <class F, class G>
 __attribute__((always_inline)) inline void invoke_on_worker(worker& w, F& f, G& g) {
-    fork_job<G> jg(g);
+    fork_job<G> jg(g, w.context);
     if (!w.deque.push(&jg)) [[unlikely]] {  // deque full: no one can steal, run both here
         if (w.measure != nullptr) {
             measured_invoke(*w.measure, f, g);

@@ -8,7 +8,9 @@
 /// double dot = forkline::transform_reduce(0, n, 0.0, std::plus<>{}, [&](std::size_t i) { return x[i] * y[i]; });
 /// @endcode
 ///
-/// Splitting is lazy, as in parallel_for. Partial results are combined in
+/// Splitting is lazy, as in parallel_for, and so is cancellation: under a
+/// cancelled task_group or stop_token (see parallel_for.hpp) a reduction
+/// skips its unstarted chunks and returns a partial result. Partial results are combined in
 /// index order (left before right), so `combine` must be associative but need
 /// not be commutative. The split points depend on stealing, so a
 /// floating-point result may differ in its last bits from run to run.
@@ -41,29 +43,34 @@ __attribute__((noinline)) auto fold_chunk(Fold& fold, Args... args) {
 /// Folds the non-empty range [begin, end): `start(lo, hi)` folds a first
 /// chunk, `extend(lo, hi, acc)` folds a later chunk into acc,
 /// `combine(left, right)` joins two partial results.
+/// Under a cancelled `context` (C7 in "Cancellation", runtime/DESIGN.md) it
+/// returns what it folded so far: each piece folds at least one chunk.
 template <class T, class I, class Start, class Extend, class Combine>
 T lazy_reduce(I begin, I end, std::size_t chunk, std::int64_t mark, Start& start, Extend& extend,
-              Combine& combine) {
+              Combine& combine, const cancel_context* context) {
     worker& w = *current_worker();
     auto take = [&](I from) {
-        const auto left = static_cast<std::size_t>(end - from);
-        return static_cast<I>(from + static_cast<I>(left < chunk ? left : chunk));
+        const std::size_t left = range_size(from, end);
+        return range_at(from, left < chunk ? left : chunk);
     };
     I stop = take(begin);
     T acc = fold_chunk(start, begin, stop);
     begin = stop;
     while (begin < end) {
-        const auto left = static_cast<std::size_t>(end - begin);
+        if (is_cancelled(context)) return acc;  // once per chunk
+        const std::size_t left = range_size(begin, end);
         if (left > chunk && w.deque.top_relaxed() >= mark) {
-            const I mid = static_cast<I>(begin + (end - begin) / 2);
+            const I mid = range_at(begin, left / 2);
             const std::int64_t next_mark = w.deque.bottom() + 1;
             std::optional<T> lo_part;
             std::optional<T> hi_part;
-            invoke([&] { lo_part.emplace(lazy_reduce<T>(begin, mid, chunk, next_mark, start, extend, combine)); },
+            invoke([&] { lo_part.emplace(lazy_reduce<T>(begin, mid, chunk, next_mark, start, extend, combine, context)); },
                    [&] {
                        hi_part.emplace(lazy_reduce<T>(mid, end, chunk, std::numeric_limits<std::int64_t>::min(),
-                                                      start, extend, combine));
+                                                      start, extend, combine, context));
                    });
+            // A thief skips a cancelled half (C6): then only the left part counts.
+            if (!hi_part) return combine(std::move(acc), std::move(*lo_part));
             return combine(combine(std::move(acc), std::move(*lo_part)), std::move(*hi_part));
         }
         stop = take(begin);
@@ -77,8 +84,10 @@ template <class T, class I, class Start, class Extend, class Combine>
 T reduce_on_a_worker(I b, I e, Start& start, Extend& extend, Combine& combine) {
     std::optional<T> out;
     auto body = [&] {
-        const std::size_t chunk = lazy_chunk(static_cast<std::size_t>(e - b), current_worker()->peers);
-        out.emplace(lazy_reduce<T>(b, e, chunk, std::numeric_limits<std::int64_t>::min(), start, extend, combine));
+        const worker& w = *current_worker();
+        const std::size_t chunk = lazy_chunk(range_size(b, e), w.peers);
+        out.emplace(lazy_reduce<T>(b, e, chunk, std::numeric_limits<std::int64_t>::min(), start, extend, combine,
+                                   w.context));
     };
     on_a_worker(body);
     return std::move(*out);

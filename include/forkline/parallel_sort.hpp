@@ -14,7 +14,10 @@
 /// one buffer of the range's size (elements are moved there and back), so the
 /// element type must be move-constructible and move-assignable. If comp
 /// throws, the exception reaches the caller and, as with std::sort, the
-/// range is left valid but in an unspecified state.
+/// range is left valid but in an unspecified state; so it is when the sort
+/// is cancelled (a cancelled task_group or stop_token, see parallel_for.hpp),
+/// which skips the leaves and merges not yet started (a leaf's std::sort
+/// itself is not interrupted).
 #pragma once
 
 #include <algorithm>   // sort, merge, lower_bound, upper_bound, move
@@ -36,7 +39,9 @@ inline constexpr std::ptrdiff_t k_sort_cutoff = 2048;
 
 /// Merges sorted [a, a+na) and [b, b+nb) into out by moving.
 template <class It, class Out, class Comp>
-void parallel_merge(It a, std::ptrdiff_t na, It b, std::ptrdiff_t nb, Out out, Comp& comp) {
+void parallel_merge(It a, std::ptrdiff_t na, It b, std::ptrdiff_t nb, Out out, Comp& comp,
+                    const cancel_context* context) {
+    if (is_cancelled(context)) return;  // C7: once per piece
     if (na + nb <= k_sort_cutoff) {
         std::merge(std::make_move_iterator(a), std::make_move_iterator(a + na), std::make_move_iterator(b),
                    std::make_move_iterator(b + nb), out, comp);
@@ -46,32 +51,34 @@ void parallel_merge(It a, std::ptrdiff_t na, It b, std::ptrdiff_t nb, Out out, C
         const std::ptrdiff_t ma = na / 2;
         // Elements of b equal to a[ma] go after it: the merge stays stable.
         const std::ptrdiff_t mb = std::lower_bound(b, b + nb, a[ma], comp) - b;
-        invoke([&] { parallel_merge(a, ma, b, mb, out, comp); },
-               [&] { parallel_merge(a + ma, na - ma, b + mb, nb - mb, out + ma + mb, comp); });
+        invoke([&] { parallel_merge(a, ma, b, mb, out, comp, context); },
+               [&] { parallel_merge(a + ma, na - ma, b + mb, nb - mb, out + ma + mb, comp, context); });
     } else {
         const std::ptrdiff_t mb = nb / 2;
         const std::ptrdiff_t ma = std::upper_bound(a, a + na, b[mb], comp) - a;
-        invoke([&] { parallel_merge(a, ma, b, mb, out, comp); },
-               [&] { parallel_merge(a + ma, na - ma, b + mb, nb - mb, out + ma + mb, comp); });
+        invoke([&] { parallel_merge(a, ma, b, mb, out, comp, context); },
+               [&] { parallel_merge(a + ma, na - ma, b + mb, nb - mb, out + ma + mb, comp, context); });
     }
 }
 
 /// Sorts [data, data+n); the result ends in `data` when !into_buf, else in buf.
 /// Runs of at most `leaf` elements are left to std::sort.
 template <class It, class Buf, class Comp>
-void merge_sort(It data, Buf buf, std::ptrdiff_t n, std::ptrdiff_t leaf, bool into_buf, Comp& comp) {
+void merge_sort(It data, Buf buf, std::ptrdiff_t n, std::ptrdiff_t leaf, bool into_buf, Comp& comp,
+                const cancel_context* context) {
+    if (is_cancelled(context)) return;  // C7: once per leaf and per split
     if (n <= leaf) {
         std::sort(data, data + n, comp);
         if (into_buf) std::move(data, data + n, buf);
         return;
     }
     const std::ptrdiff_t m = n / 2;
-    invoke([&] { merge_sort(data, buf, m, leaf, !into_buf, comp); },
-           [&] { merge_sort(data + m, buf + m, n - m, leaf, !into_buf, comp); });
+    invoke([&] { merge_sort(data, buf, m, leaf, !into_buf, comp, context); },
+           [&] { merge_sort(data + m, buf + m, n - m, leaf, !into_buf, comp, context); });
     if (into_buf) {
-        parallel_merge(data, m, data + m, n - m, buf, comp);
+        parallel_merge(data, m, data + m, n - m, buf, comp, context);
     } else {
-        parallel_merge(buf, m, buf + m, n - m, data, comp);
+        parallel_merge(buf, m, buf + m, n - m, data, comp, context);
     }
 }
 
@@ -102,13 +109,19 @@ void parallel_sort(It first, It last, Comp comp = {}) {
         // Plain values: an uninitialised scratch buffer, the leaves sorted in
         // place, no pass to fill the buffer first.
         std::unique_ptr<value[]> buf(new value[static_cast<std::size_t>(n)]);
-        auto body = [&] { detail::merge_sort(first, buf.get(), n, leaf_size(), /*into_buf=*/false, comp); };
+        auto body = [&] {
+            detail::merge_sort(first, buf.get(), n, leaf_size(), /*into_buf=*/false, comp,
+                               detail::current_worker()->context);
+        };
         detail::on_a_worker(body);
     } else {
         // The values move to the buffer; the (moved-from) range becomes the
         // scratch space and receives the sorted result.
         std::vector<value> buf(std::make_move_iterator(first), std::make_move_iterator(last));
-        auto body = [&] { detail::merge_sort(buf.begin(), first, n, leaf_size(), /*into_buf=*/true, comp); };
+        auto body = [&] {
+            detail::merge_sort(buf.begin(), first, n, leaf_size(), /*into_buf=*/true, comp,
+                               detail::current_worker()->context);
+        };
         detail::on_a_worker(body);
     }
 }

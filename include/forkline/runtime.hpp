@@ -29,13 +29,16 @@
 #include <future>       // future, promise
 #include <memory>       // unique_ptr, addressof
 #include <optional>     // optional (result storage)
+#include <stop_token>   // stop_token, stop_callback
 #include <string>       // string (runtime_config::stats)
 #include <type_traits>  // invoke_result_t, decay_t
 #include <utility>      // move, forward
 #include <vector>       // vector
 
+#include "forkline/detail/cancel.hpp"  // cancel_context
 #include "forkline/detail/job.hpp"     // job, join_state
-#include "forkline/detail/worker.hpp"  // worker, wake_waiters
+#include "forkline/detail/worker.hpp"  // worker, wake_waiters, context_scope
+#include "forkline/errors.hpp"         // cancelled
 #include "forkline/topology.hpp"       // placement_config, placement_plan
 
 /// The public API. Names under forkline::detail are internal and may change.
@@ -171,6 +174,22 @@ struct submitted_job : job {
 /// Blocks the calling (non-worker) thread until `state` is k_done.
 void wait_done(std::atomic<std::uint32_t>& state) noexcept;
 
+/// Runs f on this worker under a context bound to `parent` that `token`'s
+/// stop request cancels; throws cancelled, without running f, when it is
+/// cancelled already. C8 in "Cancellation", runtime/DESIGN.md.
+template <class F>
+decltype(auto) run_under_token(const std::stop_token& token, const cancel_context* parent, F& f) {
+    cancel_context context(parent);
+    // The callback runs at once if stop was requested already; its
+    // destructor waits for a callback running on another thread.
+    std::stop_callback on_stop(token, [&context]() noexcept { context.request(); });
+    if (context.is_cancelled()) {
+        throw cancelled("forkline: stop was requested before the work started; it did not run");
+    }
+    const context_scope scope(*current_worker(), &context);
+    return f();
+}
+
 }  // namespace detail
 
 class runtime;
@@ -231,6 +250,28 @@ public:
         }
     }
 
+    /// As run(f), cancellable by `token`: if stop is requested before f
+    /// starts, f does not run and run() throws forkline::cancelled; once f
+    /// runs, the loops and task groups inside it see the request as a
+    /// cancellation (they skip their unstarted chunks and tasks) and run()
+    /// returns f's result. Called from a task, it is also cancelled with
+    /// that task's group. See "Cancellation" in runtime/DESIGN.md.
+    /// @code
+    /// std::stop_source stop;  // stop.request_stop() from any thread
+    /// rt.run(stop.get_token(), [&] { forkline::parallel_for(0, n, body); });
+    /// @endcode
+    template <class F>
+    auto run(std::stop_token token, F&& f) -> std::invoke_result_t<F&> {
+        if (token.stop_requested()) {
+            throw cancelled("forkline: stop was requested before the work started; it did not run");
+        }
+        const detail::worker* w = detail::current_worker();
+        // The caller blocks until f is done, so its context outlives f's (C2).
+        const detail::cancel_context* parent = w != nullptr ? w->context : nullptr;
+        auto guarded = [&]() -> decltype(auto) { return detail::run_under_token(token, parent, f); };
+        return run(guarded);
+    }
+
     /// Hands f to the runtime and returns its future. Blocks while the
     /// injection queue is full; on one of this runtime's own workers it runs
     /// queued jobs instead of sleeping. Throws runtime_stopped after stop().
@@ -252,6 +293,23 @@ public:
             throw;
         }
         return fut;
+    }
+
+    /// As submit(f), cancellable by `token`: if stop is requested before f
+    /// starts, f does not run and the future holds forkline::cancelled;
+    /// once f runs, its loops and task groups see the request as a
+    /// cancellation. Not bound to the caller's task group (the caller does
+    /// not wait for it).
+    /// @code
+    /// std::stop_source stop;
+    /// auto fut = rt.submit(stop.get_token(), [] { return fib(40); });
+    /// stop.request_stop();  // fut.get() throws forkline::cancelled if fib had not started
+    /// @endcode
+    template <class F>
+    auto submit(std::stop_token token, F&& f) -> std::future<std::invoke_result_t<std::decay_t<F>&>> {
+        return submit([token = std::move(token), fn = std::decay_t<F>(std::forward<F>(f))]() mutable -> decltype(auto) {
+            return detail::run_under_token(token, nullptr, fn);
+        });
     }
 
     /// As submit(), but never blocks: status full when the queue is at its

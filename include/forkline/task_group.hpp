@@ -13,6 +13,12 @@
 /// deque. wait() runs and steals work until every task of the group is done.
 /// From a thread that is not a worker, spawn() hands tasks to the default
 /// runtime and wait() sleeps.
+///
+/// Cancellation: a group made inside a task is bound to that task's
+/// context, so cancelling an outer group also cancels the groups its tasks
+/// made (and the loops running in them); a group made with
+/// forkline::isolated is cancelled only by its own cancel(). See
+/// "Cancellation" in runtime/DESIGN.md.
 #pragma once
 
 #include <atomic>       // atomic
@@ -22,6 +28,7 @@
 #include <type_traits>  // decay_t
 #include <utility>      // forward
 
+#include "forkline/detail/cancel.hpp"     // cancel_context
 #include "forkline/detail/measure.hpp"    // measured_spawn, measured_sync (measuring mode)
 #include "forkline/detail/probes.hpp"     // FORKLINE_PROBE
 #include "forkline/detail/task_pool.hpp"  // task_pool
@@ -50,6 +57,25 @@ struct group_job : job {
 
 }  // namespace detail
 
+/// What task_group::wait() reports when no task threw.
+enum class task_group_status {
+    complete,   ///< every task spawned since the last wait() ran
+    cancelled,  ///< the group was cancelled (its own cancel() or an outer group's): some tasks may have been skipped
+};
+
+/// The type of forkline::isolated, which makes a task_group that an outer
+/// group's cancellation does not reach.
+struct isolated_t {
+    /// Makes the tag; use the isolated constant instead.
+    explicit isolated_t() = default;
+};
+/// Pass to task_group's constructor for a group that is cancelled only by
+/// its own cancel() (or a failing task), not by the group whose task made it.
+/// @code
+/// forkline::task_group cleanup(forkline::isolated);  // runs even if the caller's group is cancelled
+/// @endcode
+inline constexpr isolated_t isolated{};
+
 /// Tasks spawned one by one and waited for together: for work whose shape is
 /// known only as it runs (a tree walk, a work list). For a fixed set of
 /// callables invoke() is cheaper; for index ranges, parallel_for.
@@ -63,9 +89,12 @@ struct group_job : job {
 /// @endcode
 class task_group {
 public:
-    /// An empty group. Cheap (no allocation): make one where the tasks are spawned.
-    task_group() noexcept
-        : m_owner(detail::current_worker()), m_base(m_owner ? m_owner->deque.bottom() : 0) {}
+    /// An empty group. Cheap (no allocation): make one where the tasks are
+    /// spawned. Made inside a task, it is bound to that task's cancellation
+    /// context: it must be destroyed before that task returns.
+    task_group() noexcept : task_group(detail::current_worker(), true) {}
+    /// An empty group that no outer cancellation reaches (see isolated).
+    explicit task_group(isolated_t) noexcept : task_group(detail::current_worker(), false) {}
     task_group(const task_group&) = delete;
     task_group& operator=(const task_group&) = delete;
     /// Waits for the tasks still running. An exception they threw and that no
@@ -113,28 +142,41 @@ public:
 
     /// Returns when every task spawned so far (and every task they spawned
     /// into this group) has finished; rethrows the first exception one threw.
-    /// The group can be reused afterwards.
-    void wait() {
+    /// Otherwise @returns task_group_status::cancelled if the group was
+    /// cancelled (see is_cancelled()) before it returned, else complete.
+    /// The group can be reused afterwards: its own cancellation is cleared
+    /// (an outer group's is not).
+    task_group_status wait() {
         wait_quietly();
         if (m_failed.load(std::memory_order_acquire)) {
             std::exception_ptr e = std::move(m_error);
             m_error = nullptr;
             m_failed.store(false, std::memory_order_relaxed);
-            m_cancelled.store(false, std::memory_order_relaxed);
+            m_context.clear();
             std::rethrow_exception(e);
         }
-        m_cancelled.store(false, std::memory_order_relaxed);
+        const bool cancelled = m_context.is_cancelled();
+        m_context.clear();
+        return cancelled ? task_group_status::cancelled : task_group_status::complete;
     }
 
-    /// Tasks of the group that have not started yet will be skipped.
-    void cancel() noexcept { m_cancelled.store(true, std::memory_order_relaxed); }
-    /// Whether cancel() was called, or a task threw, since the last wait():
-    /// a long task may poll it to stop early.
-    bool is_cancelled() const noexcept { return m_cancelled.load(std::memory_order_relaxed); }
+    /// Tasks of the group that have not started yet will be skipped, and so
+    /// will the unstarted chunks of loops running in its tasks and of groups
+    /// bound to it.
+    void cancel() noexcept { m_context.request(); }
+    /// Whether cancel() was called, or a task threw, since the last wait(),
+    /// or the group it is bound to is cancelled: a long task may poll it to
+    /// stop early.
+    bool is_cancelled() const noexcept { return m_context.is_cancelled(); }
 
 private:
     template <class>
     friend struct detail::group_job;
+
+    task_group(detail::worker* w, bool bound) noexcept
+        : m_context(bound && w != nullptr ? w->context : nullptr),
+          m_owner(w),
+          m_base(w != nullptr ? w->deque.bottom() : 0) {}
 
     /// The job for f in a pooled slot of w's pool (or on the heap when f is
     /// too big for a slot).
@@ -210,7 +252,7 @@ private:
         // acq_rel: only the first failure writes m_error; its release in
         // finish_one() publishes it to wait().
         if (!m_failed.exchange(true, std::memory_order_acq_rel)) m_error = std::move(e);
-        m_cancelled.store(true, std::memory_order_relaxed);
+        m_context.request();
     }
 
     void finish_one() noexcept {
@@ -222,7 +264,8 @@ private:
 
     // written by: spawners (+1), finishing tasks (-1), the waiter (waiter bit)
     std::atomic<std::uint32_t> m_word{0};
-    std::atomic<bool> m_cancelled{false};
+    // cancel(), a failing task; bound to the context of the task that made the group
+    detail::cancel_context m_context;
     std::atomic<bool> m_failed{false};
     std::exception_ptr m_error;      // written once, by the first failing task
     detail::worker* const m_owner;   // the worker that made the group, or null
@@ -235,16 +278,23 @@ template <class F>
 void group_job<F>::run(job* self) noexcept {
     auto* me = static_cast<group_job*>(self);
     task_group* g = me->m_group;
+    worker* w = current_worker();
     if (!g->is_cancelled()) {
+        // C3 in "Cancellation": the task runs under its group's context.
+        const cancel_context* saved = nullptr;
+        if (w != nullptr) {
+            saved = w->context;
+            w->context = &g->m_context;
+        }
         try {
             me->m_fn();
         } catch (...) {
             g->record(std::current_exception());
         }
+        if (w != nullptr) w->context = saved;
     }
     if (me->m_pooled) {
         me->~group_job();
-        worker* w = current_worker();
         task_pool::release(me, w != nullptr ? w->pool : nullptr);
     } else {
         delete me;

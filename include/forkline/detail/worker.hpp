@@ -8,6 +8,7 @@
 #include <atomic>   // atomic
 #include <cstdint>  // uint32_t, uint64_t, int64_t
 
+#include "forkline/detail/cancel.hpp" // cancel_context
 #include "forkline/detail/deque.hpp"  // deque_storage, worker_deque, stealer
 #include "forkline/detail/job.hpp"    // job, join_job
 #include "forkline/detail/parking.hpp"  // parking_words, wake_needed_after_push
@@ -62,6 +63,10 @@ struct worker {
     // Set only on the stand-in worker of a measuring_scope; read only where
     // a push failed. See "Work and span" in runtime/DESIGN.md.
     measure_context* measure = nullptr;
+    // The cancellation context of the job this worker runs (null: none).
+    // written and read by: the owner only; set by jobs that carry a context
+    // and restored when they end. See "Cancellation" in runtime/DESIGN.md.
+    const cancel_context* context = nullptr;
     worker_counters counters;
     // A job meant for this worker only (affinity). written by: posters (CAS
     // from null), the owner (exchange to null); read by: the owner, parkers' scan.
@@ -75,6 +80,20 @@ struct worker {
 extern constinit thread_local worker* t_current_worker __attribute__((tls_model("initial-exec")));
 
 inline worker* current_worker() noexcept { return t_current_worker; }
+
+/// Sets w's current context for the lifetime of the scope (C3 in
+/// "Cancellation", runtime/DESIGN.md): a job that carries a context runs under it.
+class context_scope {
+public:
+    context_scope(worker& w, const cancel_context* c) noexcept : m_worker(w), m_saved(w.context) { w.context = c; }
+    ~context_scope() { m_worker.context = m_saved; }
+    context_scope(const context_scope&) = delete;
+    context_scope& operator=(const context_scope&) = delete;
+
+private:
+    worker& m_worker;
+    const cancel_context* m_saved;
+};
 
 // Out of line, in runtime/runtime.cpp.
 void wake_one_sleeper(worker& w) noexcept;
