@@ -318,8 +318,10 @@ void pipeline_core::carry(worker& w, pipeline_token* t, unsigned s, bool holding
             continue;
         }
         if (st.batch != nullptr) {
-            t = batch_step(w, st, t);  // the last stage: the batch's finished tokens
+            // Read before the step: once it hands back nothing, the stage is
+            // released and the pipeline (this object) may be gone.
             s = m_stage_count;
+            t = batch_step(w, st, t);  // the last stage: the batch's finished tokens
         } else {
             t = serial_step(w, st, t);
             ++s;

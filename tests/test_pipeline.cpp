@@ -1523,3 +1523,40 @@ TEST_CASE("a cancelled pipeline still waits for a stage paused on an item it rea
         CHECK(reported >= 6);
     }
 }
+
+namespace {
+
+// The caller's frame is reused at once, so that a worker still reading the
+// pipeline after its batched last stage let go reads memory that changed
+// (ThreadSanitizer reports the race; the soak found it).
+__attribute__((noinline)) void overwrite_stack() {
+    volatile char b[4096];
+    for (int i = 0; i < 4096; i += 4) b[i] = 1;
+    (void)b[0];
+}
+
+TEST_CASE("nobody reads a pipeline after its batched last stage let the run end") {
+    forkline::runtime rt(config_for(2));
+    const int runs = static_cast<int>(scaled(3000, 100));
+    long total = 0;
+    for (int it = 0; it < runs; ++it) {
+        total += rt.run([&] {
+            int next = 0;
+            long sum = 0;
+            forkline::run_pipeline(rt, 4,
+                forkline::stage(forkline::serial_in_order, "src", [&](forkline::flow_control& fc) {
+                    if (next == 50) fc.stop();
+                    return next++;
+                }),
+                forkline::stage(forkline::parallel, "mid", [](int& x) { return x + 1; }),
+                forkline::stage(forkline::serial_in_order, "sink", [&](std::span<int> xs) {
+                    for (int x : xs) sum += x;
+                }).batch(4));
+            overwrite_stack();
+            return sum;
+        });
+    }
+    CHECK(total == static_cast<long>(runs) * (50L * 51 / 2));
+}
+
+}  // namespace
