@@ -4,14 +4,12 @@
 
 #include <cerrno>    // errno
 #include <cstdio>    // fprintf, snprintf
-#include <cstdlib>   // getenv
 #include <cstring>   // strerror
 #include <fstream>   // ofstream
 #include <iostream>  // cerr
 #include <sstream>   // ostringstream
 
-#include "forkline/errors.hpp"  // config_error
-#include "stats_state.hpp"      // stats_state
+#include "stats_state.hpp"  // stats_state
 
 namespace forkline {
 
@@ -158,26 +156,6 @@ void write_stats_json(std::ostream& out, std::span<const runtime_report> reports
 }
 
 namespace detail {
-
-stats_state::stats_state(const std::string& setting) {
-    std::string value = setting;
-    const char* source = "runtime_config::stats";
-    if (value.empty()) {
-        if (const char* env = std::getenv("FORKLINE_STATS")) value = env;
-        source = "FORKLINE_STATS";
-    }
-    if (value.empty() || value == "0" || value == "off") {
-        m_mode = mode::off;
-    } else if (value == "1" || value == "text") {
-        m_mode = mode::text;
-    } else if (value.rfind("json:", 0) == 0 && value.size() > 5) {
-        m_mode = mode::json;
-        m_path = value.substr(5);
-    } else {
-        throw config_error(std::string(source) + "='" + value +
-                           "' is not understood: use 1 (text on stderr at shutdown), json:FILE, or 0/off");
-    }
-}
 
 void stats_state::record(const pipeline_stats& s) {
     // Kept whatever the mode: report() shows them too. Once per run.

@@ -3,12 +3,14 @@
 // Private to the runtime. See "Counters" in runtime/DESIGN.md.
 #pragma once
 
-#include <chrono>  // steady_clock
-#include <mutex>   // mutex
-#include <string>  // string
-#include <vector>  // vector
+#include <chrono>   // steady_clock
+#include <cstdlib>  // getenv
+#include <mutex>    // mutex
+#include <string>   // string
+#include <vector>   // vector
 
-#include "forkline/stats.hpp"  // stage_totals, runtime_report
+#include "forkline/errors.hpp"  // config_error
+#include "forkline/stats.hpp"   // stage_totals, runtime_report
 
 namespace forkline::detail {
 
@@ -17,6 +19,8 @@ public:
     /// `setting`: "off", "1"/"text", "json:FILE", or "" for the
     /// environment's FORKLINE_STATS. Throws config_error naming the value
     /// when it is none of those.
+    /// Defined here, not in stats.cpp, so that it can be called without the
+    /// runtime (tests/fuzz/ feeds it every value).
     explicit stats_state(const std::string& setting);
 
     /// Adds one run_pipeline's figures (once per run, never per item).
@@ -36,6 +40,26 @@ private:
     std::vector<stage_totals> m_stages;  // guarded by m_mutex
     bool m_reported = false;             // guarded by m_mutex
 };
+
+inline stats_state::stats_state(const std::string& setting) {
+    std::string value = setting;
+    const char* source = "runtime_config::stats";
+    if (value.empty()) {
+        if (const char* env = std::getenv("FORKLINE_STATS")) value = env;
+        source = "FORKLINE_STATS";
+    }
+    if (value.empty() || value == "0" || value == "off") {
+        m_mode = mode::off;
+    } else if (value == "1" || value == "text") {
+        m_mode = mode::text;
+    } else if (value.rfind("json:", 0) == 0 && value.size() > 5) {
+        m_mode = mode::json;
+        m_path = value.substr(5);
+    } else {
+        throw config_error(std::string(source) + "='" + value +
+                           "' is not understood: use 1 (text on stderr at shutdown), json:FILE, or 0/off");
+    }
+}
 
 /// The runtime's stats_state (defined in runtime.cpp, next to runtime_core).
 stats_state& stats_of(const runtime& rt);

@@ -579,23 +579,25 @@ void write_at_exit() noexcept {
 
 }  // namespace
 
+std::size_t parse_budget(const char* events) {
+    if (events == nullptr || *events == '\0') return k_default_budget;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(events, &end, 10);
+    if (*events < '0' || *events > '9' || *end != '\0' || errno != 0 || n == 0) {
+        throw config_error(std::string("forkline: FORKLINE_TRACE_EVENTS=") + events +
+                           " is not a positive number of events (the trace's budget; default " +
+                           std::to_string(k_default_budget) + ")");
+    }
+    return static_cast<std::size_t>(n);
+}
+
 void runtime_created() {
     static std::once_flag once;
     std::call_once(once, [] {
         const char* path = std::getenv("FORKLINE_TRACE");
         if (path == nullptr || *path == '\0') return;
-        std::size_t budget = k_default_budget;
-        if (const char* events = std::getenv("FORKLINE_TRACE_EVENTS"); events != nullptr && *events != '\0') {
-            char* end = nullptr;
-            errno = 0;
-            const unsigned long long n = std::strtoull(events, &end, 10);
-            if (*events < '0' || *events > '9' || *end != '\0' || errno != 0 || n == 0) {
-                throw config_error(std::string("forkline: FORKLINE_TRACE_EVENTS=") + events +
-                                   " is not a positive number of events (the trace's budget; default " +
-                                   std::to_string(k_default_budget) + ")");
-            }
-            budget = static_cast<std::size_t>(n);
-        }
+        const std::size_t budget = parse_budget(std::getenv("FORKLINE_TRACE_EVENTS"));
         // Fail now, not after the run: an unwritable path is a typo to fix.
         std::FILE* f = std::fopen(path, "w");
         if (f == nullptr) {

@@ -50,6 +50,10 @@ inline std::uint64_t now_ns() noexcept {
                                           .count());
 }
 
+/// FORKLINE_TRACE_EVENTS's value: nullptr or "" give k_default_budget,
+/// digits a positive count; anything else is a config_error naming it.
+std::size_t parse_budget(const char* events);
+
 /// At each runtime's construction: the first call reads FORKLINE_TRACE (and
 /// FORKLINE_TRACE_EVENTS, the budget) and, when it names a file, starts
 /// tracing and registers the exit writer (so that it runs after every
