@@ -222,6 +222,11 @@ void group_body(group_state& s, level& lv, forkline::task_group& g, std::uint32_
                 } catch (const planned_error&) {
                     threw_out = true;
                 }
+                // A nested group is bound to the group of the task that made
+                // it ("Cancellation" in DESIGN.md): the outer group's cancel
+                // (or a sibling's failure) skips its tasks too. Cancellation
+                // lasts until the outer wait(), which comes after this task.
+                if (g.is_cancelled()) inner_lv.cancelled.store(true, std::memory_order_relaxed);
                 check_level("nested group", inner_lv, threw_out);
             }
             if (threw_out) throw planned_error(id);  // passes the failure up, as a caller would
@@ -399,7 +404,9 @@ void op_loops(context& cx, rng& r) {
                     if (i % 997 == 1) {  // a nested loop now and then
                         std::atomic<std::uint64_t> inner{0};
                         forkline::parallel_for(0, 64, [&](int k) { inner.fetch_add(k, std::memory_order_relaxed); });
-                        if (inner.load() != 64 * 63 / 2) fail("loop", "nested parallel_for lost indices");
+                        // A throw in the outer loop cancels it, and with it loops
+                        // nested in its pieces ("Cancellation" in DESIGN.md).
+                        if (!throws && inner.load() != 64 * 63 / 2) fail("loop", "nested parallel_for lost indices");
                     }
                     if (i == throw_at) throw planned_error(i);
                 };
