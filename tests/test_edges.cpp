@@ -44,6 +44,10 @@ thread_local long t_news_until_failure = -1;
 
 // g++ sees free() after an operator new it has inlined and warns; here the
 // pair is ours on both sides and matches.
+// Not under AddressSanitizer: it owns operator new, and a replacement there
+// meets its own allocations in libstdc++ (alloc-dealloc mismatch).
+#if !defined(__SANITIZE_ADDRESS__)
+#define FORKLINE_TEST_FAILING_NEW 1
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpragmas"
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
@@ -58,6 +62,7 @@ void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 #pragma GCC diagnostic pop
+#endif
 
 namespace {
 
@@ -66,6 +71,10 @@ using namespace std::chrono_literals;
 // ---- a constructor that fails part-way frees what it made ----
 
 TEST_CASE("a runtime whose construction fails at any allocation leaves no worker block behind") {
+#if !defined(FORKLINE_TEST_FAILING_NEW)
+    MESSAGE("skipped under AddressSanitizer (operator new is its own)");
+    return;
+#endif
     const std::int64_t before = forkline::detail::node_blocks_in_use();
     int failures = 0;
     for (long k = 1;; ++k) {
