@@ -797,33 +797,18 @@ submit_status runtime_core::try_inject(job* j) {
 }
 
 void runtime_core::inject(job* j, bool block) {
-    if (worker* w = current_worker(); w != nullptr && w->core == this) {
-        // One of our own workers: sleeping here could leave no one to drain
-        // the queue, so it runs queued jobs until its own fits ("Submit ring", S5).
-        worker_home& h = *m_homes[w->index];
-        for (;;) {
-            const submit_status s = try_inject(j);
-            if (s == submit_status::accepted) return;
-            if (s == submit_status::stopped) {
-                throw runtime_stopped("forkline: the runtime is stopping; submission refused");
-            }
-            if (!block) return;
-            if (job* q = pop_injected()) {
-                run_injected(h, q);
-            } else {
-                cpu_relax();  // a consumer is between its claim and its release of a cell
-            }
-        }
-    }
-    // Counted, so that the destructor waits for us to leave (see "Shutdown").
-    m_injecting.fetch_add(1, std::memory_order_relaxed);  // relaxed: we are not leaving yet
+    worker* w = current_worker();
+    worker_home* own = (w != nullptr && w->core == this) ? m_homes[w->index] : nullptr;
+    // An outside thread is counted, so that the destructor waits for it to
+    // leave (see "Shutdown"); our own workers never outlive the runtime.
     struct leave {
-        std::atomic<std::uint32_t>& n;
+        std::atomic<std::uint32_t>* n;
         ~leave() {
             // release: our last touches of the runtime come before the destructor's acquire.
-            if (n.fetch_sub(1, std::memory_order_release) == 1) futex_wake(n, INT_MAX);
+            if (n != nullptr && n->fetch_sub(1, std::memory_order_release) == 1) futex_wake(*n, INT_MAX);
         }
-    } on_leave{m_injecting};
+    } on_leave{own == nullptr ? &m_injecting : nullptr};
+    if (own == nullptr) m_injecting.fetch_add(1, std::memory_order_relaxed);  // relaxed: we are not leaving yet
     for (;;) {
         const submit_status s = try_inject(j);
         if (s == submit_status::accepted) return;
@@ -831,6 +816,17 @@ void runtime_core::inject(job* j, bool block) {
             throw runtime_stopped("forkline: the runtime is stopping; submission refused");
         }
         if (!block) return;
+        if (own != nullptr) {
+            // One of our own workers: sleeping here could leave no one to
+            // drain the queue, so it runs a queued job and tries again
+            // ("Submit ring", S5).
+            if (job* q = pop_injected()) {
+                run_injected(*own, q);
+            } else {
+                cpu_relax();  // a consumer is between its claim and its release of a cell
+            }
+            continue;
+        }
         // Full: sleep until a consumer frees a cell ("Submit ring", S1-S4).
         m_injector.blocked.fetch_add(1, std::memory_order_seq_cst);
         std::atomic_thread_fence(std::memory_order_seq_cst);
