@@ -32,6 +32,7 @@
 #include <tuple>        // tie
 #include <type_traits>  // common_type_t, is_trivially_copyable_v
 
+#include "forkline/detail/measure.hpp"  // measured_spawn, measured_sync (measuring mode)
 #include "forkline/affinity.hpp"       // affinity_block, static_affinity, range_size, range_at
 #include "forkline/detail/cancel.hpp"  // cancel_context
 #include "forkline/detail/worker.hpp"  // worker, join_job, post_to_worker, join_stolen, context_scope
@@ -158,7 +159,16 @@ void affinity_blocks(I begin, I end, F& f) {
         std::tie(b.m_lo, b.m_hi) = affinity_block(begin, end, i, p);
         b.m_fn = &f;
         b.m_loop = &loop;
-        if (i != w.index && b.m_lo < b.m_hi) b.m_posted = post_to_worker(w, i, &b);
+        if (i != w.index && b.m_lo < b.m_hi) {
+            if (w.measure != nullptr) [[unlikely]] {
+                // Measuring work and span: a block is a spawn that a thief
+                // (its worker) would take; it runs here, in order.
+                measured_spawn(w, &b, &loop);
+                b.m_posted = true;
+            } else {
+                b.m_posted = post_to_worker(w, i, &b);
+            }
+        }
     }
     std::exception_ptr first_error;
     auto run_here = [&](const affinity_job<I, F>& b) {
@@ -173,6 +183,7 @@ void affinity_blocks(I begin, I end, F& f) {
     for (unsigned i = 0; i < p; ++i) {
         if (i != w.index && !blocks[i].m_posted) run_here(blocks[i]);
     }
+    if (w.measure != nullptr) [[unlikely]] measured_sync(w, &loop);
     for (unsigned i = 0; i < p; ++i) {
         affinity_job<I, F>& b = blocks[i];
         if (!b.m_posted) continue;
