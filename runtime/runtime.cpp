@@ -29,7 +29,10 @@
 #include "forkline/errors.hpp"            // runtime_stopped
 #include "stats_state.hpp"                // stats_state (FORKLINE_STATS)
 
-#include "sanitizers.hpp"  // FORKLINE_TSAN
+#include "sanitizers.hpp"  // FORKLINE_TSAN, FORKLINE_ASAN
+#if FORKLINE_ASAN
+#include <sanitizer/lsan_interface.h>  // __lsan_register_root_region
+#endif
 #include "trace.hpp"       // trace:: hooks (FORKLINE_TRACE)
 
 namespace forkline {
@@ -339,6 +342,11 @@ namespace {
 std::atomic<runtime_core*> g_orphans{nullptr};
 
 void keep_until_exit(runtime_core* c) noexcept {
+#if FORKLINE_ASAN
+    // The worker blocks are hwloc mappings, which LeakSanitizer does not
+    // scan: name them as roots, or what they point to reads as leaked.
+    for (const worker_home* h : c->m_homes) __lsan_register_root_region(h, sizeof(worker_home));
+#endif
     runtime_core* head = g_orphans.load(std::memory_order_relaxed);
     do {
         c->m_next_orphan = head;

@@ -11,3 +11,15 @@
 #define FORKLINE_TSAN 1
 #endif
 #endif
+
+// AddressSanitizer (with LeakSanitizer): 1 or 0.
+#if defined(__SANITIZE_ADDRESS__)
+#define FORKLINE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FORKLINE_ASAN 1
+#endif
+#endif
+#ifndef FORKLINE_ASAN
+#define FORKLINE_ASAN 0
+#endif
