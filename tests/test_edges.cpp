@@ -226,7 +226,7 @@ TEST_CASE("a membarrier failure after start-up falls back to fenced pushes, with
 __attribute__((noinline)) std::uintptr_t descend(int depth, volatile char* sink) {
     volatile char pad[96];
     pad[0] = static_cast<char>(depth);
-    if (depth == 0) return reinterpret_cast<std::uintptr_t>(&pad[0]);
+    if (depth == 0) return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
     const std::uintptr_t r = descend(depth - 1, pad);
     sink[0] = pad[0];
     return r;
