@@ -174,7 +174,7 @@ TEST_CASE("a task_group spawn that throws while building its task adds nothing")
 
 // Installs, on every thread of the process, a seccomp filter under which
 // membarrier() fails with EPERM. False where seccomp is not available.
-bool refuse_membarrier() {
+[[maybe_unused]] bool refuse_membarrier() {
     sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_membarrier, 0, 1),
