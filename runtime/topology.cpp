@@ -341,6 +341,9 @@ placement_plan topology::plan(const placement_config& config) const {
     if (places.empty())
         throw config_error(std::string("no place for any worker with policy ") + policy_name(config));
     const std::size_t workers = config.workers == 0 ? places.size() : config.workers;
+    if (workers > k_max_workers)
+        throw config_error("workers=" + std::to_string(workers) + " is past the limit of " +
+                           std::to_string(k_max_workers) + " workers per runtime; ask for at most one per core");
     if (workers > places.size() && !config.oversubscribe)
         throw config_error("workers=" + std::to_string(workers) + " but policy " + policy_name(config) +
                            " has only " + std::to_string(places.size()) +

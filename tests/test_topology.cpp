@@ -232,6 +232,20 @@ TEST_CASE("oversubscribe repeats places; without it, too many workers is an erro
     CHECK(plan.distance(0, 3) == distance_class::same_l3);
 }
 
+TEST_CASE("a worker count past the runtime's limit is a config_error, even oversubscribed") {
+    const topology topo = topology::synthetic("core:2 pu:1");
+    for (const unsigned workers : {k_max_workers + 1, 1u << 31, ~0u}) {
+        placement_config config = config_with(placement_policy::compact, false, workers);
+        config.oversubscribe = true;
+        const std::string message = config_error_message([&] { topo.plan(config); });
+        CHECK(contains(message, "workers=" + std::to_string(workers)));
+        CHECK(contains(message, std::to_string(k_max_workers)));
+    }
+    placement_config at_limit = config_with(placement_policy::compact, false, k_max_workers);
+    at_limit.oversubscribe = true;
+    CHECK(topo.plan(at_limit).places.size() == k_max_workers);
+}
+
 TEST_CASE("list policy keeps the given order and validates the list") {
     const topology topo = topology::synthetic("pack:1 core:4 pu:2");
     placement_config config = config_with(placement_policy::list);

@@ -31,6 +31,12 @@ enum class placement_policy {
 /// c.placement.workers = 8;
 /// forkline::runtime rt(c);
 /// @endcode
+/// The most workers one runtime may have, oversubscribed or not. Each worker
+/// is a thread with its own stack, and the plan keeps a distance for every
+/// pair of workers, so a count far past any machine's cores (a stray
+/// FORKLINE_WORKERS=1000000) is refused with a config_error up front.
+inline constexpr unsigned k_max_workers = 4096;
+
 struct placement_config {
     /// Number of workers; 0 means one per usable place (physical core, or PU
     /// when use_smt is set, or entry of cpu_list).
@@ -40,7 +46,8 @@ struct placement_config {
     bool use_smt = false;
     /// For placement_policy::list: OS cpu numbers, "0-3,8-11" form.
     std::string cpu_list;
-    /// Allow more workers than places: places are then reused round-robin.
+    /// Allow more workers than places: places are then reused round-robin
+    /// (up to k_max_workers).
     bool oversubscribe = false;
 };
 
