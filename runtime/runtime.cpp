@@ -762,7 +762,13 @@ void runtime_core::wake_all() noexcept {
 void runtime_core::notify_injection() noexcept {
     // seq_cst: injections come from any thread; pay the full fence here.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (m_idle.sleepers.load(std::memory_order_relaxed) != 0) wake_one();
+    if (m_idle.sleepers.load(std::memory_order_relaxed) != 0) {
+        wake_one();
+    } else if (!m_idle.injected_waiting.load(std::memory_order_relaxed)) {
+        // Every worker busy: the next join of a fork-join takes the job
+        // ("Injection bound"). relaxed: a hint (see parking_words).
+        m_idle.injected_waiting.store(true, std::memory_order_relaxed);
+    }
 }
 
 void runtime_core::run_injected(worker_home& h, job* j) noexcept {
@@ -915,6 +921,22 @@ bool post_to_worker(worker& w, unsigned target, job* j) noexcept {
 }
 
 void wake_waiters(const std::atomic<std::uint32_t>& word) noexcept { futex_wake(word, INT_MAX); }
+
+// See "Injection bound" in DESIGN.md.
+void help_injected(worker& w) noexcept {
+    runtime_core& c = *w.core;
+    worker_home& h = *c.m_homes[w.index];
+    if (!stack_allows_help(h.help_floor)) return;  // "Stack limit"
+    if (job* q = c.take_injected()) {
+        c.run_injected(h, q);
+        return;
+    }
+    // relaxed: a hint. Clear, then look again, so that a job pushed between
+    // our empty look and the clear still leaves the flag set.
+    c.m_idle.injected_waiting.store(false, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (c.m_injector.looks_nonempty()) c.m_idle.injected_waiting.store(true, std::memory_order_relaxed);
+}
 
 // See "Join protocol" in DESIGN.md.
 void join_stolen(worker& w, join_job& j) noexcept {

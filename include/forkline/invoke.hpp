@@ -79,6 +79,7 @@ __attribute__((always_inline)) inline void invoke_on_worker(worker& w, F& f, G& 
     } catch (...) {
         first_error = std::current_exception();
     }
+    run_waiting_injected(w);
     // Pop until our job comes back or turns out stolen. Anything above it was
     // pushed by f and left behind (a spawn into an outer task_group): run it.
     for (;;) {

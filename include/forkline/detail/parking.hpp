@@ -39,6 +39,13 @@ struct parking_words {
     // mode, not a step of the protocol the explorer schedules. Beside
     // sleepers: a push reads both, nobody writes here on a push.
     std::atomic<bool> push_needs_fence{true};
+    // True while the injection queue may hold a job that arrived when no
+    // worker was parked: a worker at a fork-join's join then runs one
+    // ("Injection bound" in DESIGN.md). A hint, not a step of the protocol:
+    // a lost or stale value only delays or wastes one look at the queue.
+    // written by: submitters (set), joiners that find the queue empty (clear);
+    // read by: every join of invoke, beside the push's read of sleepers.
+    std::atomic<bool> injected_waiting{false};
     // The futex word. written by: notifiers (N3, wake_all); read by: parkers (P1, P5)
     alignas(k_line) atomic<std::uint32_t> epoch{0};
     // The wake token: 1 while a wake is in flight.

@@ -102,6 +102,17 @@ void wake_one_sleeper(worker& w) noexcept;
 void wake_waiters(const std::atomic<std::uint32_t>& word) noexcept;
 inline void wake_joiner(const std::atomic<std::uint32_t>& word) noexcept { wake_waiters(word); }
 void join_stolen(worker& w, join_job& j) noexcept;
+/// Runs one job of the injection queue on w, unless w is past its stack's
+/// help floor; clears injected_waiting when the queue is empty.
+/// See "Injection bound" in runtime/DESIGN.md.
+void help_injected(worker& w) noexcept;
+/// At a join: outside work waits for no worker to be idle, so take it here
+/// (one relaxed load of a line the push just read).
+inline void run_waiting_injected(worker& w) noexcept {
+    // relaxed: a hint; a stale false delays the job to the next join or to
+    // a worker's search, a stale true costs one look at the queue.
+    if (w.idle->injected_waiting.load(std::memory_order_relaxed)) [[unlikely]] help_injected(w);
+}
 void run_job(worker& w, job* j) noexcept;
 /// Puts j in the mailbox of worker `target` of w's runtime and wakes it if
 /// it sleeps. False when that mailbox is occupied: the caller runs j another way.
