@@ -6,6 +6,7 @@
 #pragma once
 
 #include "forkline/affinity.hpp"        // affinity_block, static_affinity
+#include "forkline/backoff.hpp"         // full_jitter_backoff, decorrelated_jitter_backoff
 #include "forkline/errors.hpp"        // config_error, system_failure, runtime_stopped
 #include "forkline/invoke.hpp"        // invoke, parallel_invoke
 #include "forkline/io.hpp"            // io::reader, io::writer, io::chunk
