@@ -93,6 +93,7 @@ public:
     /// A copy of `other`'s counters, each read once (relaxed): a snapshot
     /// when nobody records into `other`, a near one while somebody does.
     latency_histogram(const latency_histogram& other) noexcept { copy_from(other); }
+    /// As the copy constructor. This histogram: single writer.
     latency_histogram& operator=(const latency_histogram& other) noexcept {
         if (this != &other) copy_from(other);
         return *this;
