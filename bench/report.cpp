@@ -11,6 +11,8 @@
 #include <fstream>    // ifstream
 #include <string>     // string, getline, to_string
 
+#include "json.hpp"  // json_string, json_number
+
 namespace forkline_bench {
 namespace {
 
@@ -25,33 +27,6 @@ std::string read_cpu_model() {
         return start == std::string::npos ? std::string() : line.substr(start);
     }
     return "unknown";
-}
-
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (const char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-                    out += buf;
-                } else {
-                    out += c;
-                }
-        }
-    }
-    return out + "\"";
-}
-
-std::string json_number(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
-    return buf;
 }
 
 std::string fixed(double v, int decimals) {
