@@ -6,9 +6,11 @@
 #pragma once
 
 #include "forkline/affinity.hpp"        // affinity_block, static_affinity
+#include "forkline/backoff.hpp"         // full_jitter_backoff, decorrelated_jitter_backoff
 #include "forkline/errors.hpp"        // config_error, system_failure, runtime_stopped
 #include "forkline/invoke.hpp"        // invoke, parallel_invoke
 #include "forkline/io.hpp"            // io::reader, io::writer, io::chunk
+#include "forkline/latency_histogram.hpp"  // latency_histogram, latency_summary, summarize
 #include "forkline/numa_memory.hpp"   // numa_array, first_touch, page_nodes
 #include "forkline/parallel_for.hpp"  // parallel_for
 #include "forkline/parallel_reduce.hpp"  // parallel_reduce, transform_reduce
