@@ -8,6 +8,7 @@
 #include <chrono>      // steady_clock, milliseconds
 #include <cstdint>     // uint64_t
 #include <mutex>       // mutex, lock_guard
+#include <span>        // span
 #include <random>      // mt19937_64
 #include <stdexcept>   // runtime_error
 #include <stop_token>  // stop_source
@@ -15,6 +16,7 @@
 #include <vector>      // vector
 
 #include "forkline/forkline.hpp"  // runtime, config_error
+#include "forkline/batch_stream.hpp"  // batch_stream
 #include "forkline/stream.hpp"    // stream_executor
 #include "support.hpp"            // config_for, scaled
 
@@ -482,4 +484,112 @@ TEST_CASE("stress: conservation over many requests from 4 threads with random ca
     }
     CHECK(bad_snapshots.load() == 0);
     CHECK(tally.total() == per_thread * 4);
+}
+
+// ---- batch_stream ----
+
+TEST_CASE("batching: every item reaches a handler exactly once, in batches of at most K") {
+    for (const unsigned workers : k_worker_counts) {
+        CAPTURE(workers);
+        forkline::runtime rt(config_for(workers));
+        const std::size_t n = scaled(20'000, 2'000);
+        std::vector<std::atomic<int>> seen(n);
+        std::atomic<std::size_t> too_big{0};
+        forkline::batch_stats s;
+        {
+            forkline::batch_config cfg;
+            cfg.max_items = 16;
+            cfg.max_wait = std::chrono::microseconds(50);
+            cfg.admission = admission_policy::block;
+            cfg.capacity = 256;
+            cfg.handlers = workers;
+            forkline::batch_stream<std::size_t> b(rt, cfg, [&](std::span<std::size_t> items) {
+                if (items.size() > 16 || items.empty()) too_big.fetch_add(1);
+                for (const std::size_t i : items) seen[i].fetch_add(1, std::memory_order_relaxed);
+            });
+            std::vector<std::thread> posters;
+            for (std::size_t t = 0; t < 2; ++t) {
+                posters.emplace_back([&, t] {
+                    for (std::size_t i = t; i < n; i += 2) CHECK(b.post(i) == post_status::accepted);
+                });
+            }
+            for (std::thread& p : posters) p.join();
+            b.drain();
+            s = b.stats();
+        }
+        CHECK(too_big.load() == 0);
+        std::size_t once = 0;
+        for (const auto& c : seen) once += c.load() == 1 ? 1 : 0;
+        CHECK(once == n);
+        CHECK(s.arrived == n);
+        CHECK(s.done == n);
+        CHECK(s.queued == 0);
+        CHECK(s.running == 0);
+        CHECK(s.batches >= n / 16);
+        CHECK(s.max_batch <= 16);
+        std::uint64_t by_size = 0;
+        for (const std::uint64_t c : s.by_size_log2) by_size += c;
+        CHECK(by_size == s.batches);
+    }
+}
+
+TEST_CASE("batching adapts: a backlog goes in full batches of K, a lone item alone after at most T") {
+    forkline::runtime rt(config_for(2));
+    forkline::batch_config cfg;
+    cfg.max_items = 8;
+    cfg.max_wait = std::chrono::microseconds(200);
+    gate g;
+    std::mutex m;
+    std::vector<std::size_t> sizes;
+    forkline::batch_stream<int> b(rt, cfg, [&](std::span<int> items) {
+        if (items[0] == -1) g.request()();  // the first batch holds the only handler
+        const std::lock_guard<std::mutex> lk(m);
+        sizes.push_back(items.size());
+    });
+    b.post(-1);
+    g.wait_started();
+    for (int k = 0; k < 20; ++k) REQUIRE(b.post(k) == post_status::accepted);
+    g.release();
+    b.drain();
+    REQUIRE(sizes.size() == 4);
+    CHECK(sizes[0] == 1);  // the lone first item, after T
+    CHECK(sizes[1] == 8);  // the backlog: full batches at once
+    CHECK(sizes[2] == 8);
+    CHECK(sizes[3] == 4);  // the rest, after T
+    CHECK(b.stats().max_batch == 8);
+    CHECK(b.stats().mean_batch == doctest::Approx(21.0 / 4));
+}
+
+TEST_CASE("batching: a throwing handler fails its whole batch, counted; the destructor runs what is queued") {
+    forkline::runtime rt(config_for(2));
+    std::atomic<int> handled{0};
+    {
+        forkline::batch_config cfg;
+        cfg.max_items = 4;
+        forkline::batch_stream<int> b(rt, cfg, [&](std::span<int> items) {
+            handled.fetch_add(static_cast<int>(items.size()));
+            if (items[0] % 2 == 0) throw std::runtime_error("even batch");
+        });
+        for (int k = 0; k < 100; ++k) b.post(k);
+        b.drain();
+        const forkline::batch_stats s = b.stats();
+        CHECK(s.done + s.failed == 100);
+        CHECK(s.arrived == s.done + s.failed + s.rejected + s.cancelled + s.queued + s.running);
+        for (int k = 0; k < 50; ++k) b.post(k);
+    }
+    CHECK(handled.load() == 150);
+}
+
+TEST_CASE("failure: zero or negative K or T are config_errors") {
+    forkline::runtime rt(config_for(1));
+    auto bad = [&](auto edit) {
+        forkline::batch_config c;
+        edit(c);
+        CHECK_THROWS_AS(forkline::batch_stream<int>(rt, c, [](std::span<int>) {}), forkline::config_error);
+    };
+    bad([](forkline::batch_config& c) { c.max_items = 0; });
+    bad([](forkline::batch_config& c) { c.max_wait = std::chrono::microseconds(0); });
+    bad([](forkline::batch_config& c) { c.max_wait = std::chrono::microseconds(-5); });
+    bad([](forkline::batch_config& c) { c.capacity = 0; });
+    bad([](forkline::batch_config& c) { c.handlers = 0; });
 }
