@@ -8,11 +8,13 @@
 #include <cmath>               // ceil, isfinite
 #include <condition_variable>  // condition_variable
 #include <cstdio>              // snprintf
+#include <iostream>            // cerr
 #include <mutex>               // mutex, unique_lock
 #include <thread>              // this_thread::yield
 #include <unordered_map>       // unordered_map (key chains)
 
 #include "forkline/errors.hpp"          // config_error, runtime_stopped
+#include "stats_state.hpp"              // stats_of (FORKLINE_STATS)
 
 namespace forkline {
 namespace detail {
@@ -524,7 +526,11 @@ stream_stats stream_state::stats() const {
 stream_executor::stream_executor(runtime& rt, stream_config config)
     : m_state(std::make_unique<detail::stream_state>(rt, std::move(config))) {}
 
-stream_executor::~stream_executor() { m_state->shutdown(m_state->m_cfg.on_destroy); }
+stream_executor::~stream_executor() {
+    m_state->shutdown(m_state->m_cfg.on_destroy);
+    // FORKLINE_STATS=1: one line per executor, when it ends (its runtime's lines come at the runtime's stop).
+    if (detail::stats_of(m_state->m_rt).text()) std::cerr << stats_line(m_state->stats()) << '\n';
+}
 
 post_status stream_executor::admit(detail::stream_request* r) { return m_state->admit(r); }
 
