@@ -12,6 +12,7 @@
 #include <random>      // mt19937_64
 #include <stdexcept>   // runtime_error
 #include <stop_token>  // stop_source
+#include <string>      // string
 #include <thread>      // thread, yield
 #include <vector>      // vector
 
@@ -592,4 +593,33 @@ TEST_CASE("failure: zero or negative K or T are config_errors") {
     bad([](forkline::batch_config& c) { c.max_wait = std::chrono::microseconds(-5); });
     bad([](forkline::batch_config& c) { c.capacity = 0; });
     bad([](forkline::batch_config& c) { c.handlers = 0; });
+}
+
+TEST_CASE("stats: rates, utilisation, per-class latency and the stats line") {
+    forkline::runtime rt(config_for(2));
+    stream_config cfg;
+    cfg.name = "orders";
+    cfg.admission = admission_policy::block;
+    stream_executor ex(rt, cfg);
+    request_options o;
+    for (int k = 0; k < 300; ++k) {
+        o.priority = static_cast<unsigned>(k % 3);
+        ex.post([] {}, o);
+    }
+    ex.drain();
+    const forkline::stream_stats s = ex.stats();
+    CHECK(s.name == "orders");
+    REQUIRE(s.latency.size() == 3);
+    for (const forkline::latency_summary& l : s.latency) {
+        CHECK(l.count == 100);
+        CHECK(l.p50 <= l.p99);
+        CHECK(l.p99 <= l.max);
+    }
+    CHECK(s.arrival_rate > 0);
+    CHECK(s.completion_rate > 0);
+    CHECK(s.utilisation >= 0);
+    CHECK(s.utilisation <= 1.0);
+    const std::string line = forkline::stats_line(s);
+    CHECK(line.rfind("forkline-stats: stream=orders arrived=300 done=300 ", 0) == 0);
+    CHECK(line.find("class2_p99_us=") != std::string::npos);
 }
