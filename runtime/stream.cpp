@@ -15,6 +15,7 @@
 
 #include "forkline/errors.hpp"          // config_error, runtime_stopped
 #include "stats_state.hpp"              // stats_of (FORKLINE_STATS)
+#include "trace.hpp"                    // trace::counter (FORKLINE_TRACE)
 
 namespace forkline {
 namespace detail {
@@ -274,6 +275,7 @@ post_status stream_state::admit(stream_request* r) {
     ++m_counts.queued;
     ++m_queued_by_class[r->cls];
     m_peak = std::max(m_peak, m_counts.queued);
+    trace::counter(trace::k_stream_depth, m_counts.queued);
     enqueue(r);
     const bool start = pump_needed();
     if (start) ++m_pumps;
@@ -304,6 +306,7 @@ stream_request* stream_state::pick(std::unique_lock<std::mutex>&) noexcept {
     --m_counts.queued;
     --m_queued_by_class[r->cls];
     ++m_counts.running;
+    trace::counter(trace::k_stream_depth, m_counts.queued);
     if (m_blocked > 0) m_space.notify_one();
     return r;
 }

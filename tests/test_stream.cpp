@@ -6,6 +6,9 @@
 
 #include <atomic>      // atomic
 #include <chrono>      // steady_clock, milliseconds
+#include <filesystem>  // temp_directory_path, remove
+#include <fstream>     // ifstream
+#include <sstream>     // ostringstream
 #include <cstdint>     // uint64_t
 #include <mutex>       // mutex, lock_guard
 #include <span>        // span
@@ -16,10 +19,13 @@
 #include <thread>      // thread, yield
 #include <vector>      // vector
 
+#include <unistd.h>    // getpid
+
 #include "forkline/forkline.hpp"  // runtime, config_error
 #include "forkline/batch_stream.hpp"  // batch_stream
 #include "forkline/stream.hpp"    // stream_executor
 #include "support.hpp"            // config_for, scaled
+#include "trace.hpp"              // start_for_test, flush, stop_for_test
 
 namespace {
 
@@ -622,4 +628,24 @@ TEST_CASE("stats: rates, utilisation, per-class latency and the stats line") {
     const std::string line = forkline::stats_line(s);
     CHECK(line.rfind("forkline-stats: stream=orders arrived=300 done=300 ", 0) == 0);
     CHECK(line.find("class2_p99_us=") != std::string::npos);
+}
+
+TEST_CASE("trace: the queue depth is a counter track") {
+    const std::string path =
+        (std::filesystem::temp_directory_path() / ("forkline-stream-trace-" + std::to_string(::getpid()) + ".json")).string();
+    forkline::trace::start_for_test(path);
+    {
+        forkline::runtime rt(config_for(2));
+        stream_executor ex(rt, one_pump(8, admission_policy::reject));
+        for (int k = 0; k < 20; ++k) ex.post([] {});
+        ex.drain();
+    }
+    forkline::trace::flush();
+    forkline::trace::stop_for_test();
+    std::ifstream in(path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    std::filesystem::remove(path);
+    CHECK(text.str().find("{\"name\":\"stream_queue_depth\",\"ph\":\"C\"") != std::string::npos);
+    CHECK(text.str().find("\"args\":{\"depth\":") != std::string::npos);
 }
