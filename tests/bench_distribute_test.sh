@@ -23,7 +23,7 @@ fail() {
   exit 1
 }
 
-policies=push,push-p2c,pull,steal,gossip,mutex
+policies=push,push-p2c,pull,steal,gossip,executor,mutex
 "$bench" distribute sweep --rho 0.5,1.2 --requests 300 --reps 2 --policies "$policies" \
   --late-us 1000000 --json "$tmp/out.json" --markdown "$tmp/out.md" \
   >"$tmp/table" 2>"$tmp/err" || fail "forkline-bench distribute failed: $(tail -5 "$tmp/err")"

@@ -34,6 +34,9 @@ struct run_context {
 
     alignas(64) std::atomic<std::uint32_t> done{0};
     alignas(64) std::atomic<unsigned> next_index{0};
+    std::atomic<std::uint32_t> rejected{0};
+    std::atomic<std::uint32_t> expired{0};
+    static constexpr std::uint64_t k_not_run = ~std::uint64_t{0};  // completion_ns of a request that did not run
 
     std::uint32_t total() const noexcept { return static_cast<std::uint32_t>(schedule->size()); }
 
@@ -45,7 +48,11 @@ struct run_context {
     /// counts it; the last one wakes wait_all().
     void execute(std::uint32_t i) noexcept;
 
-    /// Sleeps until every request of the schedule completed.
+    /// Ends request i without running it (refused at admission, or its
+    /// deadline passed): counted, no latency. `expired` says which.
+    void end_unrun(std::uint32_t i, bool expired) noexcept;
+
+    /// Sleeps until every request of the schedule ended.
     void wait_all() noexcept;
 };
 
@@ -81,6 +88,7 @@ std::unique_ptr<policy> make_steal();
 std::unique_ptr<policy> make_mutex_pool();
 std::unique_ptr<policy> make_asio_pool();
 std::unique_ptr<policy> make_tbb_arena();
+std::unique_ptr<policy> make_stream_executor();
 
 /// Pins the calling thread to the w-th cpu this process may use (modulo).
 void pin_to_allowed_cpu(unsigned w) noexcept;

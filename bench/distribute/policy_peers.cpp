@@ -16,6 +16,9 @@
 
 #include "distribute/policy.hpp"
 #include "forkline/forkline.hpp"  // runtime, runtime_config, detail::inject_into, detail::job
+#if FORKLINE_BENCH_HAVE_STREAM
+#include "forkline/stream.hpp"  // stream_executor
+#endif
 
 namespace forkline_bench::distribute {
 namespace {
@@ -107,6 +110,49 @@ private:
     std::vector<std::thread> m_threads;
 };
 
+#if FORKLINE_BENCH_HAVE_STREAM
+// "executor": forkline::stream_executor on a runtime of `workers`, one class,
+// reject admission with a bound far above any queue of these runs (so
+// nothing is refused below overload), no deadlines. Its completion hook
+// counts the requests that end without running.
+class stream_policy final : public policy {
+public:
+    void start(run_context& ctx, unsigned workers) override {
+        m_ctx = &ctx;
+        forkline::runtime_config c;
+        c.placement.workers = workers;
+        c.placement.oversubscribe = true;
+        c.read_environment = false;
+        m_rt.emplace(c);
+        forkline::stream_config sc;
+        sc.capacity = std::size_t{1} << 20;
+        sc.admission = forkline::admission_policy::reject;
+        sc.classes = 1;
+        sc.name = "distribute";
+        m_ex.emplace(*m_rt, sc);
+    }
+    void submit(std::uint32_t i) override {
+        forkline::request_options o;
+        o.priority = 0;
+        run_context* ctx = m_ctx;
+        m_ex->post([ctx, i] { ctx->execute(i); }, o,
+                   [ctx, i](forkline::request_outcome out, std::exception_ptr) noexcept {
+                       if (out == forkline::request_outcome::done) return;  // counted by execute
+                       ctx->end_unrun(i, out == forkline::request_outcome::expired);
+                   });
+    }
+    void stop() override {
+        m_ex.reset();
+        m_rt.reset();
+    }
+
+private:
+    run_context* m_ctx = nullptr;
+    std::optional<forkline::runtime> m_rt;
+    std::optional<forkline::stream_executor> m_ex;
+};
+#endif
+
 #if FORKLINE_BENCH_HAVE_ASIO
 class asio_pool final : public policy {
 public:
@@ -132,6 +178,11 @@ private:
 
 std::unique_ptr<policy> make_steal() { return std::make_unique<steal>(); }
 std::unique_ptr<policy> make_mutex_pool() { return std::make_unique<mutex_pool>(); }
+#if FORKLINE_BENCH_HAVE_STREAM
+std::unique_ptr<policy> make_stream_executor() { return std::make_unique<stream_policy>(); }
+#else
+std::unique_ptr<policy> make_stream_executor() { return nullptr; }
+#endif
 #if FORKLINE_BENCH_HAVE_ASIO
 std::unique_ptr<policy> make_asio_pool() { return std::make_unique<asio_pool>(); }
 #else
@@ -145,7 +196,8 @@ std::vector<policy_entry> policy_entries() {
         {"pull", "one shared queue all workers take from", true, {}},
         {"steal", "forkline runtime: the submit ring, idle workers search and steal", true, {}},
         {"gossip", "push round-robin, then overloaded workers hand work to a less loaded peer", true, {}},
-        // The stream executor's slot ("executor") goes here once it exists.
+        {"executor", "forkline::stream_executor, one class, reject at a far bound", FORKLINE_BENCH_HAVE_STREAM != 0,
+         "forkline/stream.hpp not in this tree"},
         {"tbb", "oneTBB task_arena::enqueue", FORKLINE_BENCH_HAVE_TBB != 0, "oneTBB (libtbb-dev) not found"},
         {"asio", "Boost.Asio thread_pool, post", FORKLINE_BENCH_HAVE_ASIO != 0, "Boost.Asio (libboost-dev) not found"},
         {"mutex", "mutex + condition_variable queue pool of std::function", true, {}},
@@ -158,6 +210,7 @@ std::unique_ptr<policy> make_policy(std::string_view name) {
     if (name == "pull") return make_pull();
     if (name == "steal") return make_steal();
     if (name == "gossip") return make_gossip();
+    if (name == "executor") return make_stream_executor();
 #if FORKLINE_BENCH_HAVE_TBB
     if (name == "tbb") return make_tbb_arena();
 #endif

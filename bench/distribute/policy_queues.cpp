@@ -38,6 +38,12 @@ void run_context::execute(std::uint32_t i) noexcept {
     if (done.fetch_add(1, std::memory_order_release) + 1 == total()) done.notify_all();
 }
 
+void run_context::end_unrun(std::uint32_t i, bool was_expired) noexcept {
+    completion_ns[i] = k_not_run;
+    (was_expired ? expired : rejected).fetch_add(1, std::memory_order_relaxed);  // relaxed: read after done
+    if (done.fetch_add(1, std::memory_order_release) + 1 == total()) done.notify_all();
+}
+
 void run_context::wait_all() noexcept {
     for (;;) {
         const std::uint32_t d = done.load(std::memory_order_acquire);  // acquire: pairs with execute's release

@@ -51,7 +51,10 @@ void summarize(const std::vector<request>& schedule, const std::vector<std::uint
     lat.reserve(n - skip);
     std::uint64_t last = 0;
     double sum = 0;
+    std::size_t ran = 0;
     for (std::size_t i = 0; i < n; ++i) {
+        if (completion[i] == run_context::k_not_run) continue;
+        ++ran;
         last = std::max(last, completion[i]);
         if (i < skip) continue;
         const std::uint64_t l = completion[i] >= schedule[i].arrival_ns ? completion[i] - schedule[i].arrival_ns : 0;
@@ -59,10 +62,10 @@ void summarize(const std::vector<request>& schedule, const std::vector<std::uint
         sum += static_cast<double>(l);
     }
     f.requests = static_cast<std::uint32_t>(n);
-    f.completed = static_cast<std::uint32_t>(n);
+    f.completed = static_cast<std::uint32_t>(ran);
     f.measured = static_cast<std::uint32_t>(lat.size());
     if (n > 0 && last > schedule.front().arrival_ns) {
-        f.throughput = static_cast<double>(n) * 1e9 / static_cast<double>(last - schedule.front().arrival_ns);
+        f.throughput = static_cast<double>(ran) * 1e9 / static_cast<double>(last - schedule.front().arrival_ns);
     }
     if (lat.empty()) return;
     std::sort(lat.begin(), lat.end());
@@ -131,7 +134,10 @@ run_figures replay(std::string_view name, const std::vector<request>& schedule, 
 
     run_figures f;
     summarize(schedule, ctx.completion_ns, o, f);
-    f.completed = ctx.done.load(std::memory_order_acquire);  // acquire: as in wait_all()
+    // after wait_all(): every end is visible (acquire on done)
+    f.rejected = ctx.rejected.load(std::memory_order_relaxed);
+    f.expired = ctx.expired.load(std::memory_order_relaxed);
+    f.completed = ctx.done.load(std::memory_order_acquire) - f.rejected - f.expired;
     std::uint64_t max_lag = 0;
     for (const std::uint64_t l : lag) {
         max_lag = std::max(max_lag, l);
