@@ -450,11 +450,16 @@ bool write_plots(const options& o, const std::vector<point>& points) {
                          "p50)'\nset xlabel 'offered load rho'\nset ylabel 'latency (us)'\nset logscale y\n"
                          "set key outside right\nset grid\nplot ",
                          std::string(shape_name(shape)).c_str(), o.mean_us, o.workers);
+            // gnuplot's default colours repeat after eight; the policies are more.
+            static const char* const k_colours[] = {"#000000", "#e41a1c", "#377eb8", "#4daf4a", "#984ea3",
+                                                    "#ff7f00", "#a65628", "#f781bf", "#999999", "#17becf",
+                                                    "#bcbd22"};
             for (std::size_t k = 0; k < names.size(); ++k) {
-                std::fprintf(gp, "%s'%s.dat' using 1:%zu with linespoints lc %zu dt 1 title '%s p99', '%s.dat' using "
-                                 "1:%zu with lines lc %zu dt 2 notitle",
-                             k ? ", " : "", base.c_str(), 2 + 2 * k, k + 1, names[k].c_str(), base.c_str(), 3 + 2 * k,
-                             k + 1);
+                const char* colour = k_colours[k % (sizeof k_colours / sizeof k_colours[0])];
+                std::fprintf(gp, "%s'%s.dat' using 1:%zu with linespoints lc rgb '%s' dt 1 title '%s p99', '%s.dat' "
+                                 "using 1:%zu with lines lc rgb '%s' dt 2 notitle",
+                             k ? ", " : "", base.c_str(), 2 + 2 * k, colour, names[k].c_str(), base.c_str(), 3 + 2 * k,
+                             colour);
             }
             std::fprintf(gp, "\n");
         }
