@@ -20,6 +20,7 @@
 #include <system_error>  // errc
 #include <vector>        // vector
 
+#include "distribute/distribute.hpp"  // run_distribute
 #include "fib/fib.hpp"   // make_fib_workload
 #include "matmul/matmul.hpp"    // make_matmul_workload
 #include "nqueens/nqueens.hpp"  // make_nqueens_workload
@@ -115,6 +116,9 @@ void print_usage(std::FILE* out) {
                      static_cast<int>(e.options.size()), e.options.data());
     }
     std::fprintf(out,
+                 "\n"
+                 "  distribute: work-distribution policies on one open-loop request stream\n"
+                 "    forkline-bench distribute --help for its scenarios and options\n"
                  "\n"
                  "exit status: 0 every run answered right, 1 some run failed, 2 bad command line\n");
 }
@@ -287,6 +291,9 @@ long long parse_integer(std::string_view text, long long lo, long long hi, std::
 
 int main(int argc, char** argv) {
     using namespace forkline_bench;
+    // Not a workload of the registry: a stream of requests has its own
+    // command line and table (bench/distribute/).
+    if (argc >= 2 && std::string_view(argv[1]) == "distribute") return distribute::run_distribute(argc - 1, argv + 1);
     options opt;
     try {
         opt = parse_command_line(argc, argv);

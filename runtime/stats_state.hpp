@@ -28,6 +28,9 @@ public:
     std::vector<stage_totals> stages() const;
     double uptime_s() const;
 
+    /// FORKLINE_STATS asks for text lines on stderr (stream executors add theirs).
+    bool text() const noexcept { return m_mode == mode::text; }
+
     /// At stop: prints or writes the report as configured, once.
     void report_at_stop(const runtime& rt) noexcept;
 

@@ -31,7 +31,7 @@ std::atomic<bool> g_on{false};
 
 namespace {
 
-enum class phase : std::uint8_t { complete, instant, flow_start, flow_end };
+enum class phase : std::uint8_t { complete, instant, flow_start, flow_end, counter };
 enum class category : std::uint8_t { sched, pipeline, io };
 // What a record's a and b mean, and so its "args".
 enum class args_kind : std::uint8_t {
@@ -43,6 +43,7 @@ enum class args_kind : std::uint8_t {
     io_poll,      // a: tag; b: poll events
     io_complete,  // a: tag; b: the result (bytes, revents or -errno), as int64
     flow,         // a: the flow id
+    depth,        // a: a queue's depth (counter events)
 };
 
 /// One event, as recorded: formatting waits for the writer.
@@ -438,6 +439,10 @@ void put_args(json_out& out, const record& r) {
             break;
         case args_kind::flow:
             return;
+        case args_kind::depth:
+            out.put(",\"args\":{\"depth\":");
+            out.put_uint(r.a);
+            break;
     }
     out.put("}");
 }
@@ -508,6 +513,7 @@ void write_session(session& s) {
                     case phase::instant: open_event(r.name, "i", tid); out.put(",\"s\":\"t\""); break;
                     case phase::flow_start: open_event(r.name, "s", tid); break;
                     case phase::flow_end: open_event(r.name, "f", tid); break;
+                    case phase::counter: open_event(r.name, "C", tid); break;
                 }
                 out.put(",\"cat\":\"");
                 out.put(category_name(r.cat));
@@ -626,6 +632,12 @@ int thread_started() noexcept {
 void record_complete(const char* name, std::uint64_t t0_ns, std::uint64_t dur_ns) noexcept {
     if (thread_buffer* b = current_buffer()) {
         record_one({t0_ns, dur_ns, name, 0, 0, b->tid, phase::complete, category::sched, args_kind::none}, *b);
+    }
+}
+
+void record_counter(const char* name, std::uint64_t value) noexcept {
+    if (thread_buffer* b = current_buffer()) {
+        record_one({now_ns(), 0, name, value, 0, b->tid, phase::counter, category::sched, args_kind::depth}, *b);
     }
 }
 

@@ -34,6 +34,8 @@ inline constexpr const char* k_injected = "injected";
 inline constexpr const char* k_search = "search";
 inline constexpr const char* k_parked = "parked";
 inline constexpr const char* k_submit = "submit";
+/// The counter track of the stream executors' queue depth (all executors on one track).
+inline constexpr const char* k_stream_depth = "stream_queue_depth";
 
 // written by: start/stop and the exit writer; read by: every hook.
 extern std::atomic<bool> g_on;
@@ -69,6 +71,7 @@ int thread_started() noexcept;
 void record_complete(const char* name, std::uint64_t t0_ns, std::uint64_t dur_ns) noexcept;
 void record_instant(const char* name) noexcept;
 void record_steal(unsigned victim, int victim_tid) noexcept;
+void record_counter(const char* name, std::uint64_t value) noexcept;
 
 /// A span that ended: [t0_ns, t0_ns + dur_ns) on this thread.
 inline void complete(const char* name, std::uint64_t t0_ns, std::uint64_t dur_ns) noexcept {
@@ -78,6 +81,11 @@ inline void complete(const char* name, std::uint64_t t0_ns, std::uint64_t dur_ns
 /// Something happened now on this thread.
 inline void instant(const char* name) noexcept {
     if (on()) [[unlikely]] record_instant(name);
+}
+
+/// A counter track's value now (a Chrome "C" event; Perfetto draws it as a graph).
+inline void counter(const char* name, std::uint64_t value) noexcept {
+    if (on()) [[unlikely]] record_counter(name, value);
 }
 
 /// This thread took a job from worker `victim`: an instant, and an arrow

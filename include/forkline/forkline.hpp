@@ -6,6 +6,7 @@
 #pragma once
 
 #include "forkline/affinity.hpp"        // affinity_block, static_affinity
+#include "forkline/batch_stream.hpp"  // batch_stream, batch_config
 #include "forkline/backoff.hpp"         // full_jitter_backoff, decorrelated_jitter_backoff
 #include "forkline/errors.hpp"        // config_error, system_failure, runtime_stopped
 #include "forkline/invoke.hpp"        // invoke, parallel_invoke
@@ -22,6 +23,7 @@
 #include "forkline/runtime.hpp"       // runtime, runtime_config, default_runtime
 #include "forkline/scaling.hpp"       // fit_amdahl, fit_usl, karp_flatt
 #include "forkline/stats.hpp"         // report, runtime_report, write_stats_text
+#include "forkline/stream.hpp"        // stream_executor, stream_config, request_options
 #include "forkline/task_group.hpp"    // task_group
 #include "forkline/topology.hpp"      // topology, placement_config, placement_plan
 #include "forkline/version.hpp"       // FORKLINE_VERSION_MAJOR, _MINOR, _PATCH, _STRING
