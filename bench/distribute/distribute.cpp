@@ -15,6 +15,7 @@
 #include <string_view>  // string_view
 #include <vector>       // vector
 
+#include "distribute/herd.hpp"  // herd_main (`distribute herd`)
 #include "distribute/policy.hpp"
 #include "distribute/replay.hpp"
 #include "distribute/schedule.hpp"
@@ -91,7 +92,8 @@ void print_usage(std::FILE* out) {
                  "  overload     rho 0.8, 1.2, 2.0\n"
                  "  straggler    rho 0.7, with and without worker 0 4x slower in the middle third\n"
                  "  throughput   empty requests, all at time 0: the rate each policy sustains\n"
-                 "  saturation, batch: need the stream executor (not in this build)\n"
+                 "  saturation, batch: not built yet\n"
+                 "  herd         the thundering herd: `distribute herd --help`\n"
                  "\n"
                  "options (also as --opt=value):\n"
                  "  --policies LIST  from: ");
@@ -477,6 +479,8 @@ bool write_plots(const options& o, const std::vector<point>& points) {
 }  // namespace
 
 int run_distribute(int argc, char** argv) {
+    // The herd has its own options and starts no runtime (herd.cpp).
+    if (argc >= 2 && std::string_view(argv[1]) == "herd") return herd_main(argc - 1, argv + 1);
     options o;
     try {
         o = parse(argc, argv);

@@ -447,7 +447,7 @@ bool write_json(const std::string& path, const herd_options& opt, const host_inf
 }  // namespace
 
 int herd_main(int argc, char** argv) {
-    const char* name = argc > 0 ? argv[0] : "herd";
+    const char* name = "forkline-bench distribute herd";
     herd_options opt;
     try {
         bool help = false;
