@@ -8,6 +8,7 @@
 #include <chrono>      // steady_clock, milliseconds
 #include <filesystem>  // temp_directory_path, remove
 #include <fstream>     // ifstream
+#include <functional>  // function (request chains)
 #include <sstream>     // ostringstream
 #include <cstdint>     // uint64_t
 #include <cstdio>      // fprintf
@@ -721,4 +722,44 @@ TEST_CASE("stress: every posted request runs, when posts land while pumps linger
             }
         }
     }
+}
+
+TEST_CASE("a pump yields to other submitted jobs every 64 requests, also after its 64th found the queue empty (P6)") {
+    // One worker and one pump that lingers long: the first 64 requests run in
+    // one pump activation and the 64th leaves the queue empty, so the pump
+    // lingers; then a job is submitted to the runtime and a chain of requests
+    // (each posts the next) keeps the queue non-empty. P6: the pump re-injects
+    // itself within 64 more requests, so the job runs long before the chain ends.
+    forkline::runtime rt(config_for(1));
+    stream_config c;
+    c.pumps = 1;
+    c.linger = std::chrono::microseconds(2'000'000);
+    stream_executor ex(rt, c);
+    constexpr int k_first = 64, k_chain = 1000;
+    std::atomic<int> ran{0};
+    std::atomic<bool> job_ran{false};
+    std::atomic<int> job_seen_at{-1};  // the chain's index of the first request that saw the job done
+    std::function<void(int)> first = [&](int i) {
+        ran.fetch_add(1, std::memory_order_release);  // release: pairs with the main thread's acquire
+        if (i + 1 < k_first) ex.post([&, i] { first(i + 1); });
+    };
+    std::function<void(int)> chain = [&](int i) {
+        // acquire: pairs with the job's release store.
+        if (job_seen_at.load(std::memory_order_relaxed) < 0 && job_ran.load(std::memory_order_acquire)) {
+            job_seen_at.store(i, std::memory_order_relaxed);
+        }
+        ran.fetch_add(1, std::memory_order_release);
+        if (i + 1 < k_chain) ex.post([&, i] { chain(i + 1); });
+    };
+    ex.post([&] { first(0); });
+    while (ran.load(std::memory_order_acquire) < k_first) std::this_thread::yield();
+    auto fut = rt.submit([&] { job_ran.store(true, std::memory_order_release); });
+    ex.post([&] { chain(0); });
+    ex.drain();
+    fut.get();
+    const forkline::stream_counters n = ex.counters();
+    CHECK(n.done == static_cast<std::uint64_t>(k_first + k_chain));
+    INFO("the chain request that first saw the submitted job done: ", job_seen_at.load());
+    CHECK(job_seen_at.load() >= 0);
+    CHECK(job_seen_at.load() <= 2 * 64);
 }
