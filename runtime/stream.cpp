@@ -423,7 +423,11 @@ void stream_state::pump(pump_job* p) noexcept {
         const request_end e = execute(r);
         lk.lock();
         finish(e);
-        if (--budget == 0 && m_ready > 0) {
+        if (--budget != 0) continue;
+        // P6: a fresh budget either way, so that a budget spent on an empty
+        // queue does not wrap around and keep the worker for good.
+        budget = 64;
+        if (m_ready > 0) {
             // Yield the worker to other injected jobs: requeue this pump (still counted).
             lk.unlock();
             try {
@@ -432,7 +436,6 @@ void stream_state::pump(pump_job* p) noexcept {
             } catch (...) {  // the runtime is stopping: keep going here
             }
             lk.lock();
-            budget = 64;
         }
     }
 }

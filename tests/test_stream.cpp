@@ -8,8 +8,11 @@
 #include <chrono>      // steady_clock, milliseconds
 #include <filesystem>  // temp_directory_path, remove
 #include <fstream>     // ifstream
+#include <functional>  // function (request chains)
 #include <sstream>     // ostringstream
 #include <cstdint>     // uint64_t
+#include <cstdio>      // fprintf
+#include <cstdlib>     // _Exit
 #include <mutex>       // mutex, lock_guard
 #include <span>        // span
 #include <random>      // mt19937_64
@@ -648,4 +651,115 @@ TEST_CASE("trace: the queue depth is a counter track") {
     std::filesystem::remove(path);
     CHECK(text.str().find("{\"name\":\"stream_queue_depth\",\"ph\":\"C\"") != std::string::npos);
     CHECK(text.str().find("\"args\":{\"depth\":") != std::string::npos);
+}
+
+namespace {
+
+/// Posts in rounds and waits for each round's requests with a deadline; a
+/// request left queued with no pump coming (a lost wake-up) shows as a round
+/// that never completes. The executor cannot then be destroyed (it waits for
+/// the stranded request), so a timeout ends the process with a message.
+void rounds_complete(unsigned workers, unsigned pumps, std::chrono::microseconds linger, unsigned posters,
+                     int rounds) {
+    forkline::runtime rt(config_for(workers));
+    stream_config c;
+    c.capacity = 1024;
+    c.pumps = pumps;
+    c.linger = linger;
+    stream_executor ex(rt, c);
+    std::atomic<std::uint64_t> done{0};
+    std::mt19937_64 rng(workers * 131 + pumps * 17 + static_cast<unsigned>(linger.count()) + posters);
+    std::uint64_t expected = 0;
+    for (int round = 0; round < rounds; ++round) {
+        // Pause about the linger time, so that posts land while pumps decide to leave.
+        const auto pause = std::chrono::nanoseconds(rng() % (3 * 1000 * static_cast<std::uint64_t>(linger.count()) + 2000));
+        const auto until = std::chrono::steady_clock::now() + pause;
+        while (std::chrono::steady_clock::now() < until) {
+        }
+        const unsigned per = 1 + static_cast<unsigned>(rng() % 3);
+        std::vector<std::thread> extra;
+        for (unsigned t = 1; t < posters; ++t) {
+            extra.emplace_back([&] {
+                for (unsigned k = 0; k < per; ++k) ex.post([&] { done.fetch_add(1, std::memory_order_release); });
+            });
+        }
+        for (unsigned k = 0; k < per; ++k) ex.post([&] { done.fetch_add(1, std::memory_order_release); });
+        for (std::thread& t : extra) t.join();
+        expected += static_cast<std::uint64_t>(per) * posters;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        // acquire: pairs with the handlers' release increments.
+        while (done.load(std::memory_order_acquire) < expected) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                const forkline::stream_counters n = ex.counters();
+                std::fprintf(stderr,
+                             "stream: round %d (workers=%u pumps=%u linger=%lldus posters=%u): %llu of %llu requests "
+                             "done after 5 s, queued=%llu running=%llu: a request stranded with no pump coming\n",
+                             round, workers, pumps, static_cast<long long>(linger.count()), posters,
+                             static_cast<unsigned long long>(done.load()), static_cast<unsigned long long>(expected),
+                             static_cast<unsigned long long>(n.queued), static_cast<unsigned long long>(n.running));
+                std::_Exit(1);
+            }
+            std::this_thread::yield();
+        }
+    }
+    ex.drain();
+    CHECK(ex.counters().done == expected);
+}
+
+}  // namespace
+
+TEST_CASE("stress: every posted request runs, when posts land while pumps linger or leave (no lost wake-up)") {
+    const int rounds = static_cast<int>(scaled(4000));
+    for (const unsigned workers : {1u, 2u}) {
+        for (const unsigned pumps : {1u, 2u}) {
+            for (const auto linger : {std::chrono::microseconds(20), std::chrono::microseconds(0)}) {
+                for (const unsigned posters : {1u, 2u}) {
+                    CAPTURE(workers);
+                    CAPTURE(pumps);
+                    CAPTURE(posters);
+                    rounds_complete(workers, pumps, linger, posters, rounds);
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("a pump yields to other submitted jobs every 64 requests, also after its 64th found the queue empty (P6)") {
+    // One worker and one pump that lingers long: the first 64 requests run in
+    // one pump activation and the 64th leaves the queue empty, so the pump
+    // lingers; then a job is submitted to the runtime and a chain of requests
+    // (each posts the next) keeps the queue non-empty. P6: the pump re-injects
+    // itself within 64 more requests, so the job runs long before the chain ends.
+    forkline::runtime rt(config_for(1));
+    stream_config c;
+    c.pumps = 1;
+    c.linger = std::chrono::microseconds(2'000'000);
+    stream_executor ex(rt, c);
+    constexpr int k_first = 64, k_chain = 1000;
+    std::atomic<int> ran{0};
+    std::atomic<bool> job_ran{false};
+    std::atomic<int> job_seen_at{-1};  // the chain's index of the first request that saw the job done
+    std::function<void(int)> first = [&](int i) {
+        ran.fetch_add(1, std::memory_order_release);  // release: pairs with the main thread's acquire
+        if (i + 1 < k_first) ex.post([&, i] { first(i + 1); });
+    };
+    std::function<void(int)> chain = [&](int i) {
+        // acquire: pairs with the job's release store.
+        if (job_seen_at.load(std::memory_order_relaxed) < 0 && job_ran.load(std::memory_order_acquire)) {
+            job_seen_at.store(i, std::memory_order_relaxed);
+        }
+        ran.fetch_add(1, std::memory_order_release);
+        if (i + 1 < k_chain) ex.post([&, i] { chain(i + 1); });
+    };
+    ex.post([&] { first(0); });
+    while (ran.load(std::memory_order_acquire) < k_first) std::this_thread::yield();
+    auto fut = rt.submit([&] { job_ran.store(true, std::memory_order_release); });
+    ex.post([&] { chain(0); });
+    ex.drain();
+    fut.get();
+    const forkline::stream_counters n = ex.counters();
+    CHECK(n.done == static_cast<std::uint64_t>(k_first + k_chain));
+    INFO("the chain request that first saw the submitted job done: ", job_seen_at.load());
+    CHECK(job_seen_at.load() >= 0);
+    CHECK(job_seen_at.load() <= 2 * 64);
 }
