@@ -151,6 +151,11 @@ void print_batch_table(std::FILE* out, const std::vector<batch_point>& points, b
     }
     for (const batch_point& p : points) {
         const std::string name = variant_name(p.v);
+        if (p.runs.empty()) {
+            if (md) std::fprintf(out, "| %.3g | %s | 0 | %u | | | | | | | |\n", p.load, name.c_str(), p.refused);
+            else std::fprintf(out, "%5.3g %-11s %3d %4u (every run refused)\n", p.load, name.c_str(), 0, p.refused);
+            continue;
+        }
         const double v[] = {med(p, [](const batch_run& r) { return r.f.throughput; }),
                             med(p, [](const batch_run& r) { return r.f.p50_us; }),
                             med(p, [](const batch_run& r) { return r.f.p99_us; }),

@@ -224,6 +224,7 @@ struct sat_point {
     forkline::admission_policy admission;
     std::vector<sat_run> runs;  // accepted
     unsigned refused_late = 0, refused_unconserved = 0;
+    unsigned refused_blocked = 0;  // late, block admission, and the queue reached its bound
 };
 
 template <class Get>
@@ -245,10 +246,11 @@ void print_sat_table(std::FILE* out, const sat_point* points, std::size_t n, boo
     for (std::size_t i = 0; i < n; ++i) {
         const sat_point& p = points[i];
         char why[64];
-        if (p.refused_late + p.refused_unconserved == 0) std::snprintf(why, sizeof why, "0");
-        else if (p.admission == forkline::admission_policy::block && p.refused_late > 0)
-            std::snprintf(why, sizeof why, "%u: generator blocked (closed loop)", p.refused_late + p.refused_unconserved);
-        else std::snprintf(why, sizeof why, "%u late, %u not conserved", p.refused_late, p.refused_unconserved);
+        if (p.refused_late + p.refused_unconserved + p.refused_blocked == 0) std::snprintf(why, sizeof why, "0");
+        else if (p.refused_blocked > 0 && p.refused_late + p.refused_unconserved == 0)
+            std::snprintf(why, sizeof why, "%u: generator blocked (closed loop)", p.refused_blocked);
+        else std::snprintf(why, sizeof why, "%u late, %u blocked, %u not conserved", p.refused_late, p.refused_blocked,
+                           p.refused_unconserved);
         if (p.runs.empty()) {
             if (md) std::fprintf(out, "| %.3g | %s | 0 | %s | | | | | | | | | |\n", p.rho, admission_name(p.admission), why);
             else std::fprintf(out, "%5.3g %-7s %3d %s\n", p.rho, admission_name(p.admission), 0, why);
@@ -278,9 +280,10 @@ void write_sat_json(std::FILE* out, const stream_args& a, const std::vector<sat_
         std::fprintf(out,
                      "  {\"scenario\": \"saturation\", \"service\": \"%s\", \"mean_service_us\": %.1f, \"rho\": %.4g, "
                      "\"admission\": \"%s\", \"capacity\": %zu, \"workers\": %u, \"requests\": %u, \"reps\": %u, "
-                     "\"accepted_runs\": %zu, \"refused_late\": %u, \"refused_unconserved\": %u, \"runs\": [",
+                     "\"accepted_runs\": %zu, \"refused_late\": %u, \"refused_blocked\": %u, \"refused_unconserved\": %u, \"runs\": [",
                      std::string(shape_name(a.shape)).c_str(), a.mean_us, p.rho, admission_name(p.admission),
-                     a.capacity, a.workers, a.requests, a.reps, p.runs.size(), p.refused_late, p.refused_unconserved);
+                     a.capacity, a.workers, a.requests, a.reps, p.runs.size(), p.refused_late, p.refused_blocked,
+                     p.refused_unconserved);
         for (std::size_t k = 0; k < p.runs.size(); ++k) {
             const sat_run& r = p.runs[k];
             std::fprintf(out,
@@ -309,7 +312,7 @@ int saturation_main(const stream_args& a) {
     const std::vector<double> loads = a.loads.empty() ? std::vector<double>{0.5, 0.8, 1.2, 2.0} : a.loads;
     std::vector<sat_point> points;
     for (const double rho : loads) {
-        for (const auto adm : k_admissions) points.push_back({rho, adm, {}, 0, 0});
+        for (const auto adm : k_admissions) points.push_back({rho, adm, {}, 0, 0, 0});
     }
     for (unsigned rep = 0; rep < a.reps; ++rep) {
         std::size_t at = 0;
@@ -337,10 +340,10 @@ int saturation_main(const stream_args& a) {
                     ++p.refused_unconserved;
                     std::fprintf(stderr, "  refused: not conserved: %s\n", r.why.c_str());
                 } else if (r.f.refused) {
-                    ++p.refused_late;
+                    const bool blocked = adm == forkline::admission_policy::block && r.peak_queued >= a.capacity;
+                    ++(blocked ? p.refused_blocked : p.refused_late);
                     std::fprintf(stderr, "  refused: %u of %u submissions late (max lag %.0f us)%s\n", r.f.late,
-                                 r.f.requests, r.f.max_lag_us,
-                                 adm == forkline::admission_policy::block ? ": generator blocked (closed loop)" : "");
+                                 r.f.requests, r.f.max_lag_us, blocked ? ": generator blocked (closed loop)" : "");
                 } else {
                     p.runs.push_back(std::move(r));
                 }
