@@ -19,6 +19,7 @@
 #include "distribute/policy.hpp"
 #include "distribute/replay.hpp"
 #include "distribute/schedule.hpp"
+#include "distribute/streams.hpp"  // saturation_main, batch_main
 
 namespace forkline_bench::distribute {
 namespace {
@@ -41,6 +42,8 @@ struct options {
     std::uint64_t seed = 1;
     double late_us = 50;
     double spin_us = 10;
+    std::size_t capacity = 256;
+    double call_us = 20, item_us = 2;
     bool ideal = true;
     std::string json_path, markdown_path, plot_dir;
 };
@@ -92,7 +95,12 @@ void print_usage(std::FILE* out) {
                  "  overload     rho 0.8, 1.2, 2.0\n"
                  "  straggler    rho 0.7, with and without worker 0 4x slower in the middle third\n"
                  "  throughput   empty requests, all at time 0: the rate each policy sustains\n"
-                 "  saturation, batch: not built yet\n"
+                 "  saturation   the stream executor at rho 0.5, 0.8, 1.2, 2.0 under block, reject and\n"
+                 "               shed admission, classes 0/1/2 at 10/30/60%%: queue depth every 1 ms,\n"
+                 "               p99 and refusals per class, peak RSS; a run that loses a request fails\n"
+                 "  batch        handler of --call-us per call + --item-us per item at loads 0.2, 0.5,\n"
+                 "               0.8 of the one-by-one stream's capacity: the stream (K=1) against\n"
+                 "               batch_stream at K 4, 16, 64 and T 50, 200 us\n"
                  "  herd         the thundering herd: `distribute herd --help`\n"
                  "\n"
                  "options (also as --opt=value):\n"
@@ -115,6 +123,9 @@ void print_usage(std::FILE* out) {
                  "  --late-us U      a submission this far behind schedule is late (default 50)\n"
                  "  --spin-us U      the generator spins the last U us before an arrival (default 10)\n"
                  "  --no-ideal       leave the simulated ideal out\n"
+                 "  --capacity N     saturation: the executor's bound (default 256)\n"
+                 "  --call-us U      batch: handler cost per call (default 20)\n"
+                 "  --item-us U      batch: handler cost per item (default 2)\n"
                  "  --json FILE      the points as a JSON array\n"
                  "  --markdown FILE  the table as Markdown\n"
                  "  --plot DIR       p99 (and p50) against load per service shape, gnuplot PNG + SVG\n");
@@ -179,6 +190,12 @@ options parse(int argc, char** argv) {
             o.late_us = number(value, 1, 1e6, "--late-us");
         } else if (key == "spin-us") {
             o.spin_us = number(value, 0, 1e6, "--spin-us");
+        } else if (key == "capacity") {
+            o.capacity = static_cast<std::size_t>(number(value, 1, 1e7, "--capacity"));
+        } else if (key == "call-us") {
+            o.call_us = number(value, 0, 1e5, "--call-us");
+        } else if (key == "item-us") {
+            o.item_us = number(value, 0, 1e5, "--item-us");
         } else if (key == "json") {
             o.json_path = value;
         } else if (key == "markdown") {
@@ -202,9 +219,9 @@ options parse(int argc, char** argv) {
             o.loads = {0.8, 1.2, 2.0};
         } else if (o.scenario == "straggler") {
             o.loads = {0.7};
-        } else {
+        } else if (o.scenario == "throughput") {
             o.loads = {1.0};
-        }
+        }  // saturation, batch: their own defaults (streams.hpp)
     }
     if (o.requests == 0) o.requests = o.scenario == "throughput" ? 100000 : 4000;
     return o;
@@ -490,9 +507,28 @@ int run_distribute(int argc, char** argv) {
         return e.message.empty() ? 0 : 2;
     }
     if (o.scenario == "saturation" || o.scenario == "batch") {
+#if FORKLINE_BENCH_HAVE_STREAM
+        stream_args a;
+        a.workers = o.workers;
+        a.requests = o.requests;
+        a.reps = o.reps;
+        a.seed = o.seed;
+        a.mean_us = o.mean_us;
+        a.shape = o.shapes.front();
+        a.loads = o.loads;
+        a.late_ns = static_cast<std::uint64_t>(o.late_us * 1e3);
+        a.spin_ns = static_cast<std::uint64_t>(o.spin_us * 1e3);
+        a.capacity = o.capacity;
+        a.call_us = o.call_us;
+        a.item_us = o.item_us;
+        a.json_path = o.json_path;
+        a.markdown_path = o.markdown_path;
+        return o.scenario == "saturation" ? saturation_main(a) : batch_main(a);
+#else
         std::fprintf(stderr, "forkline-bench distribute: %s needs the stream executor, which this build lacks\n",
                      o.scenario.c_str());
         return 2;
+#endif
     }
     std::FILE* json = nullptr;
     std::FILE* md = nullptr;

@@ -93,6 +93,11 @@ void straggler_window(const std::vector<request>& schedule, std::uint64_t& from_
 run_figures replay(std::string_view name, const std::vector<request>& schedule, const replay_options& o) {
     std::unique_ptr<policy> p = make_policy(name);
     if (!p) throw std::logic_error("policy '" + std::string(name) + "' is not built");
+    return replay(*p, schedule, o);
+}
+
+run_figures replay(policy& pol, const std::vector<request>& schedule, const replay_options& o) {
+    policy* const p = &pol;
     run_context ctx;
     ctx.schedule = &schedule;
     ctx.completion_ns.assign(schedule.size(), 0);
@@ -144,6 +149,7 @@ run_figures replay(std::string_view name, const std::vector<request>& schedule, 
         if (l > o.late_ns) ++f.late;
     }
     f.max_lag_us = static_cast<double>(max_lag) / 1e3;
+    f.generator_cpu_ns = gen_cpu;
     f.generator_cpu = gen_wall > 0 ? static_cast<double>(gen_cpu) / static_cast<double>(gen_wall) : 0.0;
     f.generator_realtime = gen_realtime;
     f.refused = static_cast<double>(f.late) > 0.01 * static_cast<double>(schedule.size());

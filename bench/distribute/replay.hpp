@@ -30,12 +30,18 @@ struct run_figures {
     std::uint32_t late = 0;       ///< submissions more than late_ns behind schedule
     double max_lag_us = 0;
     double generator_cpu = 0;     ///< generator thread's cpu time / its wall time
+    std::uint64_t generator_cpu_ns = 0;  ///< generator thread's cpu time
     bool generator_realtime = false;  ///< it got SCHED_FIFO
     bool refused = false;         ///< more than 1% late: not a figure
 };
 
+class policy;
+
 /// Replays `schedule` through the policy `name` (must be built).
 run_figures replay(std::string_view name, const std::vector<request>& schedule, const replay_options& o);
+/// As above, through a policy the caller made (saturation and batch
+/// scenarios: configured executors); p is started and stopped here.
+run_figures replay(policy& p, const std::vector<request>& schedule, const replay_options& o);
 
 /// A centralized first-come-first-served queue with zero overhead on
 /// `workers` servers, computed (discrete events, no threads).
