@@ -50,25 +50,36 @@ struct batch_config {
     /// own full stream.
     admission_policy admission = admission_policy::reject;
     unsigned handlers = 1;                     ///< batches in flight at once
-    std::string name = "batch";
+    std::string name = "batch";                ///< in stats()
 };
 
 /// What a batch_stream did. Conserved: arrived == done + failed + rejected +
 /// cancelled + queued + running.
 struct batch_stats {
-    std::string name;
-    std::uint64_t arrived = 0, done = 0, failed = 0, rejected = 0, cancelled = 0, queued = 0, running = 0;
+    std::string name;              ///< batch_config::name
+    std::uint64_t arrived = 0;     ///< post() calls
+    std::uint64_t done = 0;        ///< items whose handler call returned
+    std::uint64_t failed = 0;      ///< items whose handler call threw
+    std::uint64_t rejected = 0;    ///< items refused by post()
+    std::uint64_t cancelled = 0;   ///< items dropped unrun: the runtime stopped before a handler could start
+    std::uint64_t queued = 0;      ///< items waiting for a batch
+    std::uint64_t running = 0;     ///< items in a handler call now
     std::uint64_t batches = 0;    ///< handler calls
     std::uint64_t max_batch = 0;  ///< the largest batch handed over
     double mean_batch = 0;        ///< items per handler call
     std::vector<std::uint64_t> by_size_log2;  ///< [i]: batches of 2^i to 2^(i+1) - 1 items
 };
 
+/// Gathers posted items into batches of up to max_items, waiting at most
+/// max_wait for company, and hands each batch to the handler on one of the
+/// runtime's workers; at most `handlers` batches run at once.
 template <class T>
 class batch_stream {
 public:
+    /// Called with one batch; the items may be moved from.
     using handler_type = std::function<void(std::span<T>)>;
 
+    /// Throws config_error for a bad config or an empty handler.
     batch_stream(runtime& rt, batch_config config, handler_type handler)
         : m_rt(rt), m_cfg(std::move(config)), m_handler(std::move(handler)) {
         if (m_cfg.max_items == 0) throw config_error("batch_config::max_items (K) is 0: give the largest batch, >= 1");
@@ -121,6 +132,7 @@ public:
         m_idle.wait(lk, [this] { return m_stats.queued == 0 && m_stats.running == 0; });
     }
 
+    /// A snapshot of the counters and batch sizes.
     batch_stats stats() const {
         const std::lock_guard<std::mutex> g(m_mutex);
         batch_stats s = m_stats;
@@ -130,6 +142,7 @@ public:
         return s;
     }
 
+    /// The config as given.
     const batch_config& config() const noexcept { return m_cfg; }
 
 private:

@@ -83,6 +83,7 @@ enum class post_status {
 struct stream_config {
     /// Requests admitted but not yet started, all classes together.
     std::size_t capacity = 1024;
+    /// What post() does at capacity (or past a class's shed_at): wait, or refuse.
     admission_policy admission = admission_policy::reject;
     /// Priority classes; class 0 is the highest.
     unsigned classes = 3;
@@ -111,6 +112,7 @@ struct stream_config {
 struct request_options {
     unsigned priority = 1;                ///< class, 0 highest; values past the last class mean the last
     std::optional<std::uint64_t> key;     ///< with keyed_order: same key, one at a time, in order
+    /// Not started by then: ends expired, unrun.
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
     std::stop_token stop;                 ///< cancelled when requested before the request starts
 };
@@ -118,16 +120,21 @@ struct request_options {
 /// The ends so far; conserved: arrived == done + failed + rejected +
 /// expired + cancelled + queued + running in every snapshot.
 struct stream_counters {
-    std::uint64_t arrived = 0, done = 0, failed = 0, rejected = 0, expired = 0, cancelled = 0;
+    std::uint64_t arrived = 0;    ///< post() calls
+    std::uint64_t done = 0;       ///< the callable returned
+    std::uint64_t failed = 0;     ///< the callable threw
+    std::uint64_t rejected = 0;   ///< refused at admission (full, shed or stopping)
+    std::uint64_t expired = 0;    ///< the deadline passed before the start
+    std::uint64_t cancelled = 0;  ///< stop requested, or dropped by shutdown_mode::cancel
     std::uint64_t queued = 0;   ///< admitted, not started
     std::uint64_t running = 0;  ///< started, not ended
 };
 
 /// A snapshot of an executor.
 struct stream_stats {
-    std::string name;
-    stream_counters counters;
-    std::vector<std::uint64_t> queued_by_class;
+    std::string name;                            ///< stream_config::name
+    stream_counters counters;                    ///< the ends so far
+    std::vector<std::uint64_t> queued_by_class;  ///< [c]: class c's admitted, not started
     std::uint64_t peak_queued = 0;    ///< the highest depth seen
     double uptime_s = 0;              ///< since construction
     double utilisation = 0;           ///< time inside callables / (pumps * uptime)
@@ -227,6 +234,7 @@ public:
     /// Adds class cls's latency histogram (merged over the workers) to `into`.
     void merge_latency(unsigned cls, latency_histogram& into) const;
 
+    /// The config as given.
     const stream_config& config() const noexcept;
 
 private:

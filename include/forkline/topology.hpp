@@ -24,6 +24,12 @@ enum class placement_policy {
     list,     ///< exactly the OS cpu numbers in placement_config::cpu_list, in that order
 };
 
+/// The most workers one runtime may have, oversubscribed or not. Each worker
+/// is a thread with its own stack, and the plan keeps a distance for every
+/// pair of workers, so a count far past any machine's cores (a stray
+/// FORKLINE_WORKERS=1000000) is refused with a config_error up front.
+inline constexpr unsigned k_max_workers = 4096;
+
 /// What the user asks for. Environment overrides come from with_environment().
 /// @code
 /// forkline::runtime_config c;
@@ -31,12 +37,6 @@ enum class placement_policy {
 /// c.placement.workers = 8;
 /// forkline::runtime rt(c);
 /// @endcode
-/// The most workers one runtime may have, oversubscribed or not. Each worker
-/// is a thread with its own stack, and the plan keeps a distance for every
-/// pair of workers, so a count far past any machine's cores (a stray
-/// FORKLINE_WORKERS=1000000) is refused with a config_error up front.
-inline constexpr unsigned k_max_workers = 4096;
-
 struct placement_config {
     /// Number of workers; 0 means one per usable place (physical core, or PU
     /// when use_smt is set, or entry of cpu_list).
