@@ -27,11 +27,13 @@
 /// fork-join paths are untouched. See "Stream executor" in runtime/DESIGN.md.
 #pragma once
 
+#include <atomic>       // atomic (request_pool)
 #include <chrono>       // steady_clock, microseconds
-#include <cstddef>      // size_t
+#include <cstddef>      // size_t, max_align_t
 #include <cstdint>      // uint64_t
 #include <exception>    // exception_ptr
 #include <memory>       // unique_ptr
+#include <new>          // operator new, placement new
 #include <optional>     // optional
 #include <stop_token>   // stop_token
 #include <string>       // string
@@ -145,8 +147,70 @@ struct stream_stats {
 
 namespace detail {
 
+/// Memory for small requests, recycled: a request's end gives its block
+/// back onto a lock-free stack (push only, from any thread), and a poster
+/// takes the whole stack at once when its own list is empty. One poster at
+/// a time owns the list (a try-lock); another poster meanwhile, or a request
+/// too large for a block, uses the heap. Blocks go back to the heap when the
+/// executor is destroyed, so the pool holds at most the peak of requests in
+/// flight. See "Admission" in runtime/DESIGN.md (A5).
+class request_pool {
+public:
+    static constexpr std::size_t k_block = 128;  ///< bytes per block
+
+    request_pool() = default;
+    request_pool(const request_pool&) = delete;
+    request_pool& operator=(const request_pool&) = delete;
+    ~request_pool() {
+        free_list(m_list);
+        free_list(m_returned.load(std::memory_order_acquire));
+    }
+
+    /// A block of k_block bytes (aligned for any scalar).
+    void* take() {
+        // acquire: pairs with the release below, the list's last owner's.
+        if (!m_owned.exchange(true, std::memory_order_acquire)) {
+            if (m_list == nullptr) {
+                // acquire: the blocks' links, written by the givers, are visible.
+                m_list = m_returned.exchange(nullptr, std::memory_order_acquire);
+            }
+            node* n = m_list;
+            if (n != nullptr) m_list = n->next;
+            m_owned.store(false, std::memory_order_release);
+            if (n != nullptr) return n;
+        }
+        return ::operator new(k_block);
+    }
+
+    /// Gives a block back; any thread.
+    void give(void* p) noexcept {
+        node* n = static_cast<node*>(p);
+        n->next = m_returned.load(std::memory_order_relaxed);
+        // release: the link is visible to the taker. A push-only stack taken
+        // whole has no ABA problem.
+        while (!m_returned.compare_exchange_weak(n->next, n, std::memory_order_release,
+                                                 std::memory_order_relaxed)) {
+        }
+    }
+
+private:
+    struct node {
+        node* next;
+    };
+    static void free_list(node* n) noexcept {
+        while (n != nullptr) {
+            node* next = n->next;
+            ::operator delete(n);
+            n = next;
+        }
+    }
+    alignas(64) std::atomic<node*> m_returned{nullptr};  // given back, newest first
+    alignas(64) std::atomic<bool> m_owned{false};        // a poster owns m_list
+    node* m_list = nullptr;                              // guarded by m_owned
+};
+
 /// A posted request, type-erased: `run` calls the callable (may throw),
-/// `end` calls the hook with the outcome and deletes the request.
+/// `end` calls the hook with the outcome and frees the request.
 struct stream_request {
     void (*run)(stream_request* self) = nullptr;
     void (*end)(stream_request* self, request_outcome o, std::exception_ptr e) noexcept = nullptr;
@@ -155,6 +219,7 @@ struct stream_request {
     std::chrono::steady_clock::time_point deadline;
     std::stop_token stop;
     std::uint64_t key = 0;
+    request_pool* pool = nullptr;  // the block's pool; null: from the heap
     bool keyed = false;
     unsigned cls = 0;
 };
@@ -166,11 +231,37 @@ struct stream_request_of final : stream_request {
         end = [](stream_request* s, request_outcome o, std::exception_ptr e) noexcept {
             auto* me = static_cast<stream_request_of*>(s);
             me->m_hook(o, std::move(e));  // a throwing hook terminates: it runs under noexcept
-            delete me;
+            request_pool* const pool = me->pool;
+            me->~stream_request_of();
+            if (pool != nullptr) {
+                pool->give(me);
+            } else {
+                ::operator delete(me);
+            }
         };
     }
     F m_fn;
     H m_hook;
+
+    /// Built in a pool block when it fits, else on the heap.
+    static stream_request_of* make(request_pool& pool, F&& f, H&& h) {
+        constexpr bool fits = sizeof(stream_request_of) <= request_pool::k_block &&
+                              alignof(stream_request_of) <= alignof(std::max_align_t);
+        void* mem = fits ? pool.take() : ::operator new(sizeof(stream_request_of));
+        stream_request_of* r = nullptr;
+        try {
+            r = ::new (mem) stream_request_of(std::move(f), std::move(h));
+        } catch (...) {
+            if (fits) {
+                pool.give(mem);
+            } else {
+                ::operator delete(mem);
+            }
+            throw;
+        }
+        r->pool = fits ? &pool : nullptr;
+        return r;
+    }
 };
 
 struct no_hook {
@@ -210,7 +301,7 @@ public:
     post_status post(F&& f, request_options o, H&& on_end) {
         static_assert(std::is_invocable_v<std::decay_t<F>&>, "post(f): f must be callable with no arguments");
         using request = detail::stream_request_of<std::decay_t<F>, std::decay_t<H>>;
-        auto* r = new request(std::decay_t<F>(std::forward<F>(f)), std::decay_t<H>(std::forward<H>(on_end)));
+        auto* r = request::make(m_pool, std::decay_t<F>(std::forward<F>(f)), std::decay_t<H>(std::forward<H>(on_end)));
         r->deadline = o.deadline;
         r->stop = std::move(o.stop);
         r->keyed = o.key.has_value();
@@ -239,6 +330,7 @@ public:
 
 private:
     post_status admit(detail::stream_request* r);
+    detail::request_pool m_pool;  // outlives m_state: declared first, destroyed last
     std::unique_ptr<detail::stream_state> m_state;
 };
 
