@@ -104,6 +104,7 @@ runtime_report report(const runtime& rt) {
     const detail::stats_state& st = detail::stats_of(rt);
     r.uptime_s = st.uptime_s();
     r.stages = st.stages();
+    r.streams = st.streams(r.streams_dropped);
     return r;
 }
 
@@ -123,6 +124,8 @@ void write_stats_text(std::ostream& out, const runtime_report& r) {
             << " runs=" << s.runs << " items=" << s.items << " busy_ms=" << ms(s.busy_ns)
             << " wall_ms=" << ms(s.wall_ns) << "\n";
     }
+    for (const stream_stats& s : r.streams) out << stats_line(s) << "\n";
+    if (r.streams_dropped > 0) out << "forkline-stats: streams_dropped=" << r.streams_dropped << "\n";
 }
 
 void write_stats_json(std::ostream& out, std::span<const runtime_report> reports) {
@@ -149,7 +152,29 @@ void write_stats_json(std::ostream& out, std::span<const runtime_report> reports
                 << "\", \"runs\": " << s.runs << ", \"items\": " << s.items << ", \"busy_ns\": " << s.busy_ns
                 << ", \"wall_ns\": " << s.wall_ns << "}";
         }
-        out << "]}";
+        out << "],\n   \"streams\": [";
+        for (std::size_t i = 0; i < r.streams.size(); ++i) {
+            const stream_stats& s = r.streams[i];
+            const stream_counters& c = s.counters;
+            char rates[160];
+            std::snprintf(rates, sizeof rates,
+                          "\"uptime_s\": %.9g, \"utilisation\": %.6g, \"arrival_per_s\": %.9g, \"completion_per_s\": %.9g",
+                          s.uptime_s, s.utilisation, s.arrival_rate, s.completion_rate);
+            out << (i == 0 ? "\n    {" : ",\n    {") << "\"name\": " << quoted(s.name) << ", \"arrived\": " << c.arrived
+                << ", \"done\": " << c.done << ", \"failed\": " << c.failed << ", \"rejected\": " << c.rejected
+                << ", \"expired\": " << c.expired << ", \"cancelled\": " << c.cancelled << ", \"queued\": " << c.queued
+                << ", \"running\": " << c.running << ", \"peak_queued\": " << s.peak_queued << ", " << rates
+                << ", \"classes\": [";
+            for (std::size_t k = 0; k < s.latency.size(); ++k) {
+                const latency_summary& l = s.latency[k];
+                out << (k == 0 ? "" : ", ") << "{\"class\": " << k << ", \"queued\": "
+                    << (k < s.queued_by_class.size() ? s.queued_by_class[k] : 0) << ", \"count\": " << l.count
+                    << ", \"p50_ns\": " << l.p50 << ", \"p90_ns\": " << l.p90 << ", \"p99_ns\": " << l.p99
+                    << ", \"p999_ns\": " << l.p999 << ", \"max_ns\": " << l.max << "}";
+            }
+            out << "]}";
+        }
+        out << "], \"streams_dropped\": " << r.streams_dropped << "}";
         first_runtime = false;
     }
     out << "\n]}\n";
@@ -176,6 +201,39 @@ void stats_state::record(const pipeline_stats& s) {
         t->busy_ns += st.busy_ns;
         t->wall_ns += s.wall_ns;
     }
+}
+
+void stats_state::add_stream(const stream_executor* ex) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_live_streams.push_back(ex);
+}
+
+void stats_state::end_stream(const stream_executor* ex, stream_stats last) noexcept {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    const auto it = std::find(m_live_streams.begin(), m_live_streams.end(), ex);
+    if (it != m_live_streams.end()) m_live_streams.erase(it);  // never dangling, whatever follows
+    bool kept = false;
+    if (m_ended_streams.size() < k_streams_kept) {
+        try {
+            m_ended_streams.push_back(std::move(last));
+            kept = true;
+        } catch (...) {  // no memory: counted, not listed
+        }
+    }
+    if (!kept) ++m_streams_dropped;
+}
+
+// Holding m_mutex while a live executor takes its snapshot: its destructor
+// waits in end_stream, so it cannot go away meanwhile (and it takes its own
+// mutex only before that, never while calling in here).
+std::vector<stream_stats> stats_state::streams(std::uint64_t& dropped) const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    std::vector<stream_stats> out;
+    out.reserve(m_live_streams.size() + m_ended_streams.size());
+    for (const stream_executor* ex : m_live_streams) out.push_back(ex->stats());
+    out.insert(out.end(), m_ended_streams.begin(), m_ended_streams.end());
+    dropped = m_streams_dropped;
+    return out;
 }
 
 std::vector<stage_totals> stats_state::stages() const {

@@ -3,6 +3,7 @@
 // Private to the runtime. See "Counters" in runtime/DESIGN.md.
 #pragma once
 
+#include <algorithm>  // find
 #include <chrono>   // steady_clock
 #include <cstdlib>  // getenv
 #include <mutex>    // mutex
@@ -28,8 +29,15 @@ public:
     std::vector<stage_totals> stages() const;
     double uptime_s() const;
 
-    /// FORKLINE_STATS asks for text lines on stderr (stream executors add theirs).
+    /// FORKLINE_STATS asks for text lines on stderr.
     bool text() const noexcept { return m_mode == mode::text; }
+
+    /// A stream executor made on this runtime: report() takes its snapshot.
+    void add_stream(const stream_executor* ex);
+    /// It ends: report() keeps its last stats instead (up to k_streams_kept).
+    void end_stream(const stream_executor* ex, stream_stats last) noexcept;
+    /// Snapshots of the live executors, then the ended ones' last stats.
+    std::vector<stream_stats> streams(std::uint64_t& dropped) const;
 
     /// At stop: prints or writes the report as configured, once.
     void report_at_stop(const runtime& rt) noexcept;
@@ -41,6 +49,9 @@ private:
     std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
     mutable std::mutex m_mutex;
     std::vector<stage_totals> m_stages;  // guarded by m_mutex
+    std::vector<const stream_executor*> m_live_streams;  // guarded by m_mutex
+    std::vector<stream_stats> m_ended_streams;           // guarded by m_mutex
+    std::uint64_t m_streams_dropped = 0;                 // guarded by m_mutex
     bool m_reported = false;             // guarded by m_mutex
 };
 

@@ -8,7 +8,6 @@
 #include <cmath>               // ceil, isfinite
 #include <condition_variable>  // condition_variable
 #include <cstdio>              // snprintf
-#include <iostream>            // cerr
 #include <mutex>               // mutex, unique_lock
 #include <thread>              // this_thread::yield
 #include <unordered_map>       // unordered_map (key chains)
@@ -702,12 +701,20 @@ stream_stats stream_state::stats() const {
 }  // namespace detail
 
 stream_executor::stream_executor(runtime& rt, stream_config config)
-    : m_state(std::make_unique<detail::stream_state>(rt, std::move(config))) {}
+    : m_state(std::make_unique<detail::stream_state>(rt, std::move(config))) {
+    detail::stats_of(rt).add_stream(this);  // report(rt) and FORKLINE_STATS list it
+}
 
 stream_executor::~stream_executor() {
     m_state->shutdown(m_state->m_cfg.on_destroy);
-    // FORKLINE_STATS=1: one line per executor, when it ends (its runtime's lines come at the runtime's stop).
-    if (detail::stats_of(m_state->m_rt).text()) std::cerr << stats_line(m_state->stats()) << '\n';
+    // Its last stats stay with the runtime: report(rt) and FORKLINE_STATS at the runtime's stop.
+    stream_stats last;
+    try {
+        last = m_state->stats();
+    } catch (...) {  // no memory for the snapshot: listed by name only
+        last.name = m_state->m_cfg.name;
+    }
+    detail::stats_of(m_state->m_rt).end_stream(this, std::move(last));
 }
 
 post_status stream_executor::admit(detail::stream_request* r) { return m_state->admit(r); }

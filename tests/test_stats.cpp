@@ -7,6 +7,7 @@
 #include <filesystem>  // temp_directory_path
 #include <fstream>     // ifstream
 #include <map>         // map
+#include <span>        // span
 #include <sstream>     // ostringstream, istringstream
 #include <string>      // string
 #include <vector>      // vector
@@ -165,4 +166,54 @@ TEST_CASE("stats settings: off stays quiet, a bad value is a config_error naming
     }
     c.stats = "json:";
     CHECK_THROWS_AS(forkline::runtime{c}, forkline::config_error);
+}
+
+TEST_CASE("stream executors in the report: live ones as a snapshot, ended ones by their last stats, text and JSON") {
+    forkline::runtime rt(config_for(2));
+    {
+        forkline::stream_config c;
+        c.name = "ended";
+        c.classes = 2;
+        forkline::stream_executor ex(rt, c);
+        for (int i = 0; i < 50; ++i) ex.post([] {});
+    }  // drained and ended: its last stats stay with the runtime
+    forkline::stream_config c;
+    c.name = "live";
+    c.capacity = 4;
+    forkline::stream_executor live(rt, c);
+    for (int i = 0; i < 7; ++i) live.post([] {});
+    live.drain();
+    const forkline::runtime_report r = forkline::report(rt);
+    REQUIRE(r.streams.size() == 2);
+    CHECK(r.streams[0].name == "live");  // live ones first
+    CHECK(r.streams[1].name == "ended");
+    CHECK(r.streams[1].counters.done == 50);
+    CHECK(r.streams[1].latency.size() == 2);
+    CHECK(r.streams[0].counters.arrived == 7);
+    CHECK(r.streams[0].counters.arrived == r.streams[0].counters.done + r.streams[0].counters.rejected);
+    CHECK(r.streams_dropped == 0);
+
+    std::ostringstream text;
+    forkline::write_stats_text(text, r);
+    CHECK(text.str().find("forkline-stats: stream=live arrived=7 ") != std::string::npos);
+    CHECK(text.str().find("forkline-stats: stream=ended arrived=50 done=50 ") != std::string::npos);
+
+    const auto path = std::filesystem::temp_directory_path() / ("forkline-stats-streams-" + std::to_string(getpid()) + ".json");
+    {
+        std::ofstream out(path);
+        forkline::write_stats_json(out, std::span<const forkline::runtime_report>(&r, 1));
+    }
+    const std::string check =
+        "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=d[\"runtimes\"][0][\"streams\"]; "
+        "assert [x[\"name\"] for x in s] == [\"live\", \"ended\"], s; "
+        "e=s[1]; assert e[\"done\"] == 50 and len(e[\"classes\"]) == 2, e; "
+        "assert e[\"classes\"][0][\"count\"] + e[\"classes\"][1][\"count\"] == 50, e; "
+        "assert all(c[\"p50_ns\"] <= c[\"p99_ns\"] <= c[\"max_ns\"] for c in e[\"classes\"]), e; "
+        "assert d[\"runtimes\"][0][\"streams_dropped\"] == 0' " + path.string();
+    if (std::system("python3 -c '' 2>/dev/null") == 0) {
+        CHECK(std::system(check.c_str()) == 0);
+    } else {
+        MESSAGE("python3 not found: the JSON was not parsed");
+    }
+    std::filesystem::remove(path);
 }

@@ -106,7 +106,7 @@ struct stream_config {
     std::chrono::microseconds linger{20};
     /// What the destructor does with queued requests.
     shutdown_mode on_destroy = shutdown_mode::drain;
-    /// In stats() and the stats line.
+    /// In stats(), the stats line and the runtime's report.
     std::string name = "stream";
 };
 
