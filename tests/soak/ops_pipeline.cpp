@@ -282,7 +282,11 @@ void op_pipeline(context& cx, rng& r) {
     auto batch_sink = [&](std::span<item> xs) {
         for (const item& x : xs) {
             if (p.fail == failing::sink && x.seq == p.fail_at && !p.fired.exchange(true)) {
-                p.reported.store(xs.front().seq);  // a failed batch reports its least sequence
+                // A failed batch reports its least sequence; an out-of-order
+                // sink's batch comes in completion order, so not always the first.
+                std::uint64_t least = xs.front().seq;
+                for (const item& y : xs) least = y.seq < least ? y.seq : least;
+                p.reported.store(least);
                 throw planned_error(x.seq);
             }
         }
