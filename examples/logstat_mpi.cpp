@@ -18,7 +18,7 @@
 //
 // Malformed lines are reported as logstat does, with the global line number
 // of the first (an exclusive scan of the ranks' line counts). `--report`
-// (first argument) prints one line per rank on stderr: bytes read, records,
+// prints one line per rank on stderr: bytes read, records,
 // bytes shuffled without and with the combiner, and time in each phase.
 #include <fcntl.h>     // open
 #include <sys/stat.h>  // fstat
@@ -359,14 +359,20 @@ int run(forkline::mpi::session& mpi, const logstat::options& o, bool want_report
 }  // namespace
 
 int main(int argc, char** argv) {
-    // --report is ours; the rest is logstat's command line.
+    // --report (anywhere before a lone "--") is ours; the rest is logstat's command line.
     bool want_report = false;
-    std::vector<char*> args(argv, argv + argc);
-    if (args.size() > 1 && std::strcmp(args[1], "--report") == 0) {
-        want_report = true;
-        args.erase(args.begin() + 1);
+    std::vector<char*> args;
+    bool options_end = false;
+    for (int i = 0; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--") == 0) options_end = true;
+        if (!options_end && i > 0 && std::strcmp(argv[i], "--report") == 0) {
+            want_report = true;
+            continue;
+        }
+        args.push_back(argv[i]);
     }
-    int n = static_cast<int>(args.size());
+    args.push_back(nullptr);
+    int n = static_cast<int>(args.size()) - 1;
     char** v = args.data();
     try {
         forkline::mpi::session mpi(argc, argv);
