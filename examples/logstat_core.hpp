@@ -25,6 +25,8 @@
 #include <string_view>  // string_view
 #include <vector>       // vector
 
+#include "hyperloglog.hpp"  // hyperloglog (--distinct)
+
 namespace logstat {
 
 // ---------------------------------------------------------------- options
@@ -37,6 +39,7 @@ struct options {
     unsigned workers = 0;      ///< 0: the library's default
     std::size_t chunk_bytes = std::size_t{1} << 20;
     std::string input = "-";   ///< "-": standard input
+    bool distinct = false;     ///< print the number of distinct keys instead of the counts
     bool help = false;
 };
 
@@ -51,7 +54,7 @@ inline std::string usage(std::string_view program) {
     std::string u;
     u += "usage: ";
     u += program;
-    u += " [--by ip|status|path] [--top K] [-p N] [FILE|-]\n"
+    u += " [--by ip|status|path] [--top K] [--distinct] [-p N] [FILE|-]\n"
          "\n"
          "Counts the requests of a web-server access log (Common or Combined Log\n"
          "Format) per client address, status or request target, and prints\n"
@@ -62,6 +65,10 @@ inline std::string usage(std::string_view program) {
          "  --by status    the 3-digit status\n"
          "  --by path      the request target as logged, query string included\n"
          "  --top K        print only the first K lines\n"
+         "  --distinct     print the number of distinct keys instead: exact, then\n"
+         "                 a HyperLogLog estimate (16384 registers) and its\n"
+         "                 expected error (\"distinct\", \"hll_estimate\",\n"
+         "                 \"hll_expected_error\" lines, TAB, the value)\n"
          "  -p N           count on N worker threads (default: one per core)\n"
          "  --chunk-kib K  read the input in chunks of K KiB (default 1024)\n"
          "  -h, --help     print this help\n"
@@ -113,6 +120,10 @@ inline options parse_args(int argc, char** argv) {
         }
         if (arg == "-h" || arg == "--help") {
             o.help = true;
+            continue;
+        }
+        if (arg == "--distinct") {
+            o.distinct = true;
             continue;
         }
         // "--flag value" and "--flag=value" alike.
@@ -687,6 +698,14 @@ inline std::string io_message(std::string_view program, std::string_view file, s
     return m;
 }
 
+/// --distinct's output: "distinct\tN\nhll_estimate\tE\nhll_expected_error\t0.81%\n".
+inline std::string distinct_lines(std::uint64_t exact, const hyperloglog& h) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "distinct\t%llu\nhll_estimate\t%.0f\nhll_expected_error\t%.2f%%\n",
+                  static_cast<unsigned long long>(exact), h.estimate(), 100.0 * hyperloglog::expected_error());
+    return buf;
+}
+
 /// The end of a run, the same for every version of the program: merges the
 /// per-worker tables, writes the ranking to stdout and the malformed-line
 /// report to stderr. Returns the exit status (1 when stdout failed, said on
@@ -695,7 +714,19 @@ inline int finish(std::vector<count_table*> tables, const options& o, const malf
                   std::string_view program) {
     count_table empty;
     if (tables.empty()) tables.push_back(&empty);
-    const auto ranked = rank(merge_tables(tables), o.top);
+    const count_table& merged = merge_tables(tables);
+    if (o.distinct) {
+        hyperloglog h;
+        merged.for_each([&h](std::string_view k, std::uint64_t) { h.add(k); });
+        const std::string out = distinct_lines(merged.size(), h);
+        if (const int err = write_all(1, out.data(), out.size()); err != 0) {
+            std::fputs(io_message(program, "standard output", "write", err).c_str(), stderr);
+            return 1;
+        }
+        std::fputs(report.message(program).c_str(), stderr);
+        return 0;
+    }
+    const auto ranked = rank(merged, o.top);
     if (const int err = write_ranked(1, ranked); err != 0) {
         std::fputs(io_message(program, "standard output", "write", err).c_str(), stderr);
         return 1;

@@ -117,6 +117,25 @@ struct failure {
     std::string message;  // said by the rank that failed
 };
 
+/// Collective: rank 0 says what logstat says of malformed lines, with the
+/// global number of the first (an exclusive scan of the ranks' line counts).
+void report_malformed(const forkline::mpi::session& mpi, const logstat::malformed_report& report) {
+    std::uint64_t lines = report.lines(), before = 0;
+    forkline::mpi::check(MPI_Exscan(&lines, &before, 1, MPI_UINT64_T, MPI_SUM, mpi.comm()), "MPI_Exscan");
+    if (mpi.rank() == 0) before = 0;  // MPI_Exscan leaves rank 0's result undefined
+    std::uint64_t malformed = report.malformed(), first = ~std::uint64_t{0};
+    if (malformed > 0) first = before + report.first_line();
+    std::uint64_t malformed_all = 0, first_all = 0;
+    forkline::mpi::check(MPI_Reduce(&malformed, &malformed_all, 1, MPI_UINT64_T, MPI_SUM, 0, mpi.comm()),
+                         "MPI_Reduce");
+    forkline::mpi::check(MPI_Reduce(&first, &first_all, 1, MPI_UINT64_T, MPI_MIN, 0, mpi.comm()), "MPI_Reduce");
+    if (mpi.rank() == 0 && malformed_all > 0) {
+        std::fprintf(stderr, "%s: %llu malformed line%s (first: line %llu)\n", k_program,
+                     static_cast<unsigned long long>(malformed_all), malformed_all == 1 ? "" : "s",
+                     static_cast<unsigned long long>(first_all));
+    }
+}
+
 // ------------------------------------------------------------ map
 
 /// Counts the lines of [begin, end) of the input into the workers' tables.
@@ -280,8 +299,33 @@ int run(forkline::mpi::session& mpi, const logstat::options& o, bool want_report
     for (logstat::worker_table& t : reduced) mine.push_back(&t.table);
     logstat::count_table& owned = logstat::merge_tables(mine);
     rr.keys_owned = owned.size();
-    const std::vector<logstat::key_count> ranked = logstat::rank(owned, o.top);
     rr.reduce_s = seconds_since(t2);
+
+    if (o.distinct) {
+        // Exact: the ranks' keys are disjoint after the shuffle, so their
+        // counts add up. Estimate: each rank sketches its keys, the sketches
+        // merge by a register-wise max (MPI_MAX), the same as one sketch of all.
+        logstat::hyperloglog h;
+        owned.for_each([&h](std::string_view k, std::uint64_t) { h.add(k); });
+        forkline::mpi::check(MPI_Allreduce(MPI_IN_PLACE, h.registers(), static_cast<int>(logstat::hyperloglog::k_registers),
+                                           MPI_UNSIGNED_CHAR, MPI_MAX, mpi.comm()),
+                             "MPI_Allreduce");
+        std::uint64_t keys = rr.keys_owned, all_keys = 0;
+        forkline::mpi::check(MPI_Reduce(&keys, &all_keys, 1, MPI_UINT64_T, MPI_SUM, 0, mpi.comm()), "MPI_Reduce");
+        int status = 0;
+        if (me == 0) {
+            const std::string text = logstat::distinct_lines(all_keys, h);
+            if (const int err = logstat::write_all(1, text.data(), text.size()); err != 0) {
+                std::fputs(logstat::io_message(k_program, "standard output", "write", err).c_str(), stderr);
+                status = 1;
+            }
+        }
+        report_malformed(mpi, report);
+        int all_status = 0;
+        forkline::mpi::check(MPI_Allreduce(&status, &all_status, 1, MPI_INT, MPI_MAX, mpi.comm()), "MPI_Allreduce");
+        return all_status;
+    }
+    const std::vector<logstat::key_count> ranked = logstat::rank(owned, o.top);
 
     // ---- output: rank 0 gathers the ranked keys (64-bit sizes, bounded pieces).
     const auto t3 = std::chrono::steady_clock::now();
@@ -294,17 +338,6 @@ int run(forkline::mpi::session& mpi, const logstat::options& o, bool want_report
     forkline::mpi::exchange(mpi, to_root, [&](int, std::vector<std::vector<char>>& in) {
         for (std::size_t s = 0; s < in.size(); ++s) pieces[s].insert(pieces[s].end(), in[s].begin(), in[s].end());
     });
-
-    // Malformed lines: totals, and the global number of the first one.
-    std::uint64_t lines = report.lines(), before = 0;
-    forkline::mpi::check(MPI_Exscan(&lines, &before, 1, MPI_UINT64_T, MPI_SUM, mpi.comm()), "MPI_Exscan");
-    if (me == 0) before = 0;  // MPI_Exscan leaves rank 0's result undefined
-    std::uint64_t malformed = report.malformed(), first = ~std::uint64_t{0};
-    if (malformed > 0) first = before + report.first_line();
-    std::uint64_t malformed_all = 0, first_all = 0;
-    forkline::mpi::check(MPI_Reduce(&malformed, &malformed_all, 1, MPI_UINT64_T, MPI_SUM, 0, mpi.comm()),
-                         "MPI_Reduce");
-    forkline::mpi::check(MPI_Reduce(&first, &first_all, 1, MPI_UINT64_T, MPI_MIN, 0, mpi.comm()), "MPI_Reduce");
 
     int status = 0;
     if (me == 0) {
@@ -322,12 +355,8 @@ int run(forkline::mpi::session& mpi, const logstat::options& o, bool want_report
             std::fputs(logstat::io_message(k_program, "standard output", "write", err).c_str(), stderr);
             status = 1;
         }
-        if (malformed_all > 0) {
-            std::fprintf(stderr, "%s: %llu malformed line%s (first: line %llu)\n", k_program,
-                         static_cast<unsigned long long>(malformed_all), malformed_all == 1 ? "" : "s",
-                         static_cast<unsigned long long>(first_all));
-        }
     }
+    report_malformed(mpi, report);
     rr.output_s = seconds_since(t3);
 
     if (want_report) {

@@ -6,7 +6,7 @@
 #
 # Checks, for P = 1, 2, 3, 4 (ranks oversubscribed on a small machine): the
 # same stdout as logstat and the same malformed-line message (count and
-# first line number) for --by ip|status|path and --top K, on a generated
+# first line number) for --by ip|status|path, --top K and --distinct, on a generated
 # log, a CRLF log, a last line without newline, malformed lines, an empty
 # file, a file with fewer bytes than ranks, fewer lines than ranks and one
 # line longer than a rank's share; a missing file ends every rank with the
@@ -81,6 +81,11 @@ compare "ip" "$tmp/a.log" --by ip --chunk-kib 64
 compare "status" "$tmp/a.log" --by status
 compare "path" "$tmp/a.log" --by path --chunk-kib 16
 compare "top 7" "$tmp/a.log" --top 7
+# Exact distinct counts add up over the ranks; the HyperLogLog sketches merge
+# (register-wise max) into exactly the single process's sketch, so the
+# estimate is the same to the digit.
+compare "distinct" "$tmp/a.log" --distinct
+compare "distinct by path" "$tmp/a.log" --distinct --by path
 
 # --- CRLF, and a last line without newline ----------------------------------------
 head -n 5000 "$tmp/a.log" | sed 's/$/\r/' >"$tmp/crlf.log"
