@@ -180,6 +180,26 @@ else
   check_program "c++ \$(pkg-config --static ...) with libforkline.a" "$tmp/static" static
 fi
 
+# --- 2b. the MPI layer, where forkline was built with MPI ----------------------
+if [ -e "$prefix/include/forkline/mpi.hpp" ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+  quietly "CMake MPI consumer: configure" \
+    cmake -G Ninja -S "$here/mpi" -B "$tmp/cmake-mpi" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$prefix"
+  quietly "CMake MPI consumer: build" cmake --build "$tmp/cmake-mpi"
+  # shellcheck disable=SC2046  # pkg-config's output is a list of words
+  quietly "c++ with pkg-config forkline-mpi" \
+    "$cxx" -std=c++20 "$here/mpi/main.cpp" -o "$tmp/plain-mpi" $(pkg-config --cflags --libs forkline-mpi ompi-cxx)
+  for exe in "$tmp/cmake-mpi/mpi_consumer" "$tmp/plain-mpi"; do
+    out=$(LD_LIBRARY_PATH="$libdir" timeout 60 mpirun --oversubscribe -np 2 "$exe" 2>&1) ||
+      fail "MPI consumer $exe under mpirun -np 2: $out"
+    echo "$out" | grep -q "^forkline-mpi consumer: ranks=2 sum=1 level=MPI_THREAD_" ||
+      fail "MPI consumer $exe printed: $out"
+  done
+  echo "consumer: CMake find_package(forkline COMPONENTS mpi) and pkg-config forkline-mpi, run under mpirun -np 2: ok"
+elif [ "${CI:-}" = "true" ]; then
+  fail "forkline was installed without its MPI layer (scripts/setup installs Open MPI)"
+fi
+
 # --- 3. a meson subproject, not installed -----------------------------------
 
 mkdir -p "$tmp/parent/subprojects"
