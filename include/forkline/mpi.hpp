@@ -24,12 +24,13 @@
 /// See "MPI" in runtime/DESIGN.md.
 #pragma once
 
-// The C API only: MPI's deprecated C++ bindings are not used (and do not
-// build warning-free).
 #ifndef OMPI_SKIP_MPICXX
+/// Open MPI: the C API only. MPI's deprecated C++ bindings are not used (and
+/// do not build warning-free).
 #define OMPI_SKIP_MPICXX 1
 #endif
 #ifndef MPICH_SKIP_MPICXX
+/// MPICH: the C API only, as OMPI_SKIP_MPICXX.
 #define MPICH_SKIP_MPICXX 1
 #endif
 #include <mpi.h>
