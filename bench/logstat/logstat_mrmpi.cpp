@@ -7,8 +7,9 @@
 //
 //   mpirun -np P logstat-mrmpi [--by ip|status|path] [--top K] FILE
 //
-//   map       MR-MPI splits FILE into P chunks at newlines and calls fileread
-//             on each: every well-formed line adds (key, 1);
+//   map       MR-MPI splits FILE into chunks of at most 128 MiB (at least P)
+//             at newlines and calls fileread on each: every well-formed line
+//             adds (key, 1);
 //   compress  sums each key's values on its own rank (MR-MPI's combiner);
 //   collate   the shuffle: every key to one rank, grouped;
 //   reduce    sums again; gather(1) brings the pairs to rank 0, which sorts
@@ -23,7 +24,9 @@
 #include <mrmpi/keyvalue.h>   // KeyValue
 #include <mrmpi/mapreduce.h>  // MapReduce
 
-#include <algorithm>  // sort
+#include <sys/stat.h>  // stat
+
+#include <algorithm>  // sort, max
 #include <cstdint>    // uint64_t
 #include <cstdio>     // fprintf
 #include <cstring>    // memcpy, memchr, strcmp
@@ -141,7 +144,11 @@ int main(int argc, char** argv) {
     mr->memsize = 256;  // MiB per page: the whole count fits in memory, as logstat-mpi's does
     map_context cx{o.by};
     char* files[1] = {o.input.data()};
-    const std::uint64_t after_map = mr->map(ranks, 1, files, 0, 0, '\n', 16384, fileread, &cx);
+    // Map tasks of at most 128 MiB: MR-MPI's chunk sizes are int.
+    struct stat st {};
+    const std::uint64_t bytes = ::stat(files[0], &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+    const int tasks = std::max(ranks, static_cast<int>((bytes + (std::uint64_t{128} << 20) - 1) >> 27));
+    const std::uint64_t after_map = mr->map(tasks, 1, files, 0, 0, '\n', 16384, fileread, &cx);
     const std::uint64_t after_compress = mr->compress(sum, mr);
     mr->collate(nullptr);
     mr->reduce(sum, mr);
