@@ -10,7 +10,8 @@
 # log, a CRLF log, a last line without newline, malformed lines, an empty
 # file, a file with fewer bytes than ranks, fewer lines than ranks and one
 # line longer than a rank's share; a missing file ends every rank with the
-# message and status 1, without a hang; --report prints one line per rank.
+# message and status 1, without a hang; a rank killed mid-run ends the job
+# with mpirun's message, without a hang; --report prints one line per rank.
 # Exit 77 (skipped) when logstat-mpi was not built (no MPI) or mpirun is
 # missing, except under CI=true, where scripts/setup installs MPI: there the
 # absence fails.
@@ -128,6 +129,38 @@ rc=0
 mpi 2 - <"$tmp/a.log" >"$tmp/out" 2>"$tmp/err" || rc=$?
 [ "$rc" = 1 ] && grep -q "standard input cannot be split" "$tmp/err" ||
   fail "stdin: want status 1 and a message, got $rc: $(head -3 "$tmp/err")"
+
+# --- a rank killed mid-run: the job ends, with a message, within a bound ---------------
+# A log large enough to take a few seconds at 2 ranks; rank processes are
+# found by their command line, one is killed with SIGKILL once both run.
+gen --lines 400000 --seed 5 >"$tmp/big.log"
+for k in 1 2 3 4 5 6 7 8; do cat "$tmp/big.log"; done >"$tmp/bigger.log"
+rm -f "$tmp/big.log"
+start=$(date +%s)
+timeout 120 mpirun --oversubscribe -np 2 "$logstat_mpi" -p 1 --chunk-kib 64 "$tmp/bigger.log" \
+  >"$tmp/out" 2>"$tmp/err" &
+job=$!
+# The ranks' own command lines start with the program (mpirun's and timeout's do not).
+pattern="^$(printf '%s' "$logstat_mpi" | sed 's/[][\.*^$+?(){}|]/\\&/g') -p 1 --chunk-kib 64 "
+victim=""
+for _ in $(seq 1 200); do
+  if [ "$(pgrep -fc "$pattern" || true)" -ge 2 ]; then
+    victim=$(pgrep -f "$pattern" | tail -n 1)
+    break
+  fi
+  sleep 0.05
+done
+[ -n "$victim" ] || fail "killed rank: no rank process found"
+kill -9 "$victim" 2>/dev/null || true
+rc=0
+wait "$job" || rc=$?
+took=$(( $(date +%s) - start ))
+[ "$rc" != 0 ] || fail "killed rank: the job exited 0"
+[ "$rc" != 124 ] || fail "killed rank: the job hung (timeout)"
+grep -qiE "signal 9|killed|exited on signal|aborted" "$tmp/err" ||
+  fail "killed rank: no message saying a rank died: $(head -5 "$tmp/err")"
+echo "ok: a rank killed mid-run ends the job (status $rc, ${took}s)"
+rm -f "$tmp/bigger.log"
 
 # --- --report: one line per rank, the combiner's reduction --------------------------
 mpi 3 --report "$tmp/a.log" >/dev/null 2>"$tmp/err" || fail "--report failed: $(head -3 "$tmp/err")"
