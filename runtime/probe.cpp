@@ -43,12 +43,13 @@ std::string fmt(const char* format, double v) {
 
 /// Counter totals over all workers, for the difference of two snapshots.
 struct counter_sums {
-    double search = 0, failed = 0, parked = 0, join_wait = 0;
+    double idle = 0, search = 0, failed = 0, parked = 0, join_wait = 0;
 };
 
 counter_sums sum_counters(const std::vector<worker_stats>& st) {
     counter_sums c;
     for (const worker_stats& w : st) {
+        c.idle += static_cast<double>(w.idle_ns) * 1e-9;
         c.search += static_cast<double>(w.search_ns) * 1e-9;
         c.failed += static_cast<double>(w.failed_search_ns) * 1e-9;
         c.parked += static_cast<double>(w.parked_ns) * 1e-9;
@@ -163,6 +164,7 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
                 s.wall += t;
                 const counter_sums b = sum_counters(before);
                 const counter_sums a = sum_counters(after);
+                s.idle.idle += a.idle - b.idle;
                 s.idle.search += a.search - b.search;
                 s.idle.failed += a.failed - b.failed;
                 s.idle.parked += a.parked - b.parked;
@@ -189,9 +191,16 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
         const double capacity = s.wall * s.p.workers;
         if (capacity > 0) {
             time_shares sh;
-            sh.stealing = std::max(0.0, s.idle.search / capacity);
-            sh.failed_search = std::max(0.0, s.idle.failed / capacity);
-            sh.parked = std::max(0.0, s.idle.parked / capacity);
+            // A snapshot counts a search still going on as failed; if it then
+            // finds work, the difference moves that time to `search`. The
+            // total (idle_ns) and the sleeps are exact differences, so the
+            // searches share what the sleeps leave of the total.
+            const double idle = std::max(0.0, s.idle.idle);
+            const double parked = std::clamp(s.idle.parked, 0.0, idle);
+            const double stealing = std::clamp(s.idle.search, 0.0, idle - parked);
+            sh.parked = parked / capacity;
+            sh.stealing = stealing / capacity;
+            sh.failed_search = (idle - parked - stealing) / capacity;
             sh.join_waiting = std::max(0.0, s.idle.join_wait / capacity);
             sh.working = std::max(0.0, 1.0 - sh.stealing - sh.failed_search - sh.parked - sh.join_waiting);
             s.p.shares = sh;

@@ -7,7 +7,7 @@
 #include <linux/futex.h>     // FUTEX_WAIT, FUTEX_WAKE, FUTEX_PRIVATE_FLAG
 #include <linux/membarrier.h>  // MEMBARRIER_CMD_*
 #include <pthread.h>         // pthread_setname_np
-#include <sched.h>           // sched_yield
+#include <sched.h>           // sched_yield (also in stats())
 #include <cerrno>            // errno
 #include <sys/syscall.h>     // SYS_futex, SYS_membarrier
 #include <unistd.h>          // syscall
@@ -521,6 +521,28 @@ void runtime_core::start() {
     }
 }
 
+namespace {
+
+// The writer side of worker_counters::idle_seq (one writer, the worker): the
+// sequence is odd while `change` runs. A seqlock in the C++ memory model:
+// relaxed data stores after the odd store, published by the release store of
+// the even one; the reader's half is in runtime::stats(). The odd store is a
+// seq_cst exchange, a full barrier, not a store and a release fence: `change`
+// reads the clock, and a plain store can still sit in the store buffer when
+// it does, so a reader could see the even sequence, read a later time, and
+// count the interval up to past the end `change` then records (a snapshot
+// a few microseconds over, the next one lower). One locked instruction per
+// search and per sleep, beside a search's own cost.
+template <class Change>
+void idle_update(worker_counters& c, Change&& change) noexcept {
+    const std::uint32_t seq = c.idle_seq.load(std::memory_order_relaxed);
+    c.idle_seq.exchange(seq + 1, std::memory_order_seq_cst);
+    change();
+    c.idle_seq.store(seq + 2, std::memory_order_release);
+}
+
+}  // namespace
+
 void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
     t_current_worker = &h.w;
     char name[16];
@@ -549,7 +571,13 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
         }
         // See "Steal protocol" in DESIGN.md: near victims first, then the
         // injection queue, with backoff; park when nothing turns up.
-        const std::uint64_t t0 = now_ns();
+        // The start is read inside the idle sequence lock (see idle_update),
+        // as the end is below. relaxed: inside the lock.
+        std::uint64_t t0 = 0;
+        idle_update(h.w.counters, [&]() noexcept {
+            t0 = now_ns();
+            h.w.counters.searching_since.store(t0, std::memory_order_relaxed);
+        });
         job* found = nullptr;
         bool injected = false;
         for (unsigned round = 0;; ++round) {
@@ -563,9 +591,15 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
             if ((found = steal_round(h)) != nullptr) break;
             if (should_exit() || !back_off(round)) break;
         }
-        const std::uint64_t searched = now_ns() - t0;
-        bump(h.w.counters.idle_ns, searched);
-        bump(found != nullptr ? h.w.counters.search_ns : h.w.counters.failed_search_ns, searched);
+        // The end is read inside the sequence lock, so that no snapshot
+        // counts this search up to a later time than its total says.
+        std::uint64_t searched = 0;
+        idle_update(h.w.counters, [&]() noexcept {
+            searched = now_ns() - t0;
+            bump(h.w.counters.idle_ns, searched);
+            bump(found != nullptr ? h.w.counters.search_ns : h.w.counters.failed_search_ns, searched);
+            h.w.counters.searching_since.store(0, std::memory_order_relaxed);  // relaxed: as above
+        });
         trace::complete(trace::k_search, t0, searched);
         if (found != nullptr) {
             if (injected) {
@@ -734,18 +768,24 @@ void runtime_core::park(worker_home& h) noexcept {
         [&]() noexcept {
             bump(h.w.counters.parks);
             FORKLINE_PROBE(park, h.w.index);
-            t0 = now_ns();
-            // relaxed: a statistic; stats() tolerates a snapshot a sleep off.
-            h.w.counters.parked_since.store(t0, std::memory_order_relaxed);
+            // The start inside the idle sequence lock, as for a search.
+            // relaxed: inside the lock.
+            idle_update(h.w.counters, [&]() noexcept {
+                t0 = now_ns();
+                h.w.counters.parked_since.store(t0, std::memory_order_relaxed);
+            });
         });
     if (!slept) return;
     bump(h.w.counters.wakeups);
     FORKLINE_PROBE(unpark, h.w.index);
-    const std::uint64_t slept_ns = now_ns() - t0;
+    std::uint64_t slept_ns = 0;
+    idle_update(h.w.counters, [&]() noexcept {
+        slept_ns = now_ns() - t0;  // inside the lock, as for a search
+        bump(h.w.counters.idle_ns, slept_ns);
+        bump(h.w.counters.parked_ns, slept_ns);
+        h.w.counters.parked_since.store(0, std::memory_order_relaxed);  // relaxed: inside the sequence lock
+    });
     trace::complete(trace::k_parked, t0, slept_ns);
-    bump(h.w.counters.idle_ns, slept_ns);
-    bump(h.w.counters.parked_ns, slept_ns);
-    h.w.counters.parked_since.store(0, std::memory_order_relaxed);  // relaxed: as above
 }
 
 void runtime_core::wake_one() noexcept {
@@ -1121,20 +1161,39 @@ std::vector<worker_stats> runtime::stats() const {
         s.failed_steals = c.failed_steals.load(std::memory_order_relaxed);
         s.parks = c.parks.load(std::memory_order_relaxed);
         s.wakeups = c.wakeups.load(std::memory_order_relaxed);
-        s.idle_ns = c.idle_ns.load(std::memory_order_relaxed);
-        s.search_ns = c.search_ns.load(std::memory_order_relaxed);
-        s.failed_search_ns = c.failed_search_ns.load(std::memory_order_relaxed);
-        s.parked_ns = c.parked_ns.load(std::memory_order_relaxed);
-        // A sleep still going on counts up to now, so that the difference of
-        // two snapshots is the time parked between them. A wake between the
-        // two loads can put the snapshot one sleep off; a probe takes its
-        // snapshots with the workers asleep or busy, not waking.
-        if (const std::uint64_t since = c.parked_since.load(std::memory_order_relaxed); since != 0) {
-            const std::uint64_t now = detail::now_ns();
-            if (now > since) {
-                s.parked_ns += now - since;
-                s.idle_ns += now - since;
+        // The idle fields under their sequence lock (the reader's half of
+        // idle_update): retried until no change overlapped the loads, so
+        // that an interval counts either as finished or as going on, never
+        // both. A search or sleep still going on counts up to now (a search
+        // as failed: it has found nothing yet), so that the difference of
+        // two snapshots is the idle time between them, never more than the
+        // wall time between them.
+        std::uint64_t searching_since = 0;
+        std::uint64_t parked_since = 0;
+        std::uint64_t now = 0;
+        for (;;) {
+            const std::uint32_t seq = c.idle_seq.load(std::memory_order_acquire);
+            if ((seq & 1U) != 0) {
+                sched_yield();  // the worker is inside idle_update: a few stores
+                continue;
             }
+            s.idle_ns = c.idle_ns.load(std::memory_order_relaxed);
+            s.search_ns = c.search_ns.load(std::memory_order_relaxed);
+            s.failed_search_ns = c.failed_search_ns.load(std::memory_order_relaxed);
+            s.parked_ns = c.parked_ns.load(std::memory_order_relaxed);
+            searching_since = c.searching_since.load(std::memory_order_relaxed);
+            parked_since = c.parked_since.load(std::memory_order_relaxed);
+            now = detail::now_ns();  // inside the lock: see worker_main's search
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (c.idle_seq.load(std::memory_order_relaxed) == seq) break;
+        }
+        if (searching_since != 0 && now > searching_since) {
+            s.failed_search_ns += now - searching_since;
+            s.idle_ns += now - searching_since;
+        }
+        if (parked_since != 0 && now > parked_since) {
+            s.parked_ns += now - parked_since;
+            s.idle_ns += now - parked_since;
         }
         s.join_wait_ns = c.join_wait_ns.load(std::memory_order_relaxed);
         s.injected = c.injected.load(std::memory_order_relaxed);

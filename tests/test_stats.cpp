@@ -2,6 +2,10 @@
 // text and JSON reports say what the counters say.
 #include <doctest/doctest.h>
 
+#include <algorithm>   // max
+#include <atomic>      // atomic
+#include <chrono>      // steady_clock
+#include <cstdint>     // int64_t
 #include <cstdio>      // remove
 #include <cstdlib>     // system
 #include <filesystem>  // temp_directory_path
@@ -10,6 +14,7 @@
 #include <span>        // span
 #include <sstream>     // ostringstream, istringstream
 #include <string>      // string
+#include <thread>      // thread, yield
 #include <vector>      // vector
 
 #include "forkline/forkline.hpp"
@@ -216,4 +221,55 @@ TEST_CASE("stream executors in the report: live ones as a snapshot, ended ones b
         MESSAGE("python3 not found: the JSON was not parsed");
     }
     std::filesystem::remove(path);
+}
+
+TEST_CASE("snapshots taken while workers search, park and wake: idle time never falls and never outruns the clock") {
+    // The probe's time shares are differences of two snapshots. A snapshot
+    // that counts one sleep twice (a worker between adding its sleep to
+    // parked_ns and clearing parked_since) or a search begun before it and
+    // counted whole after it gives a worker more idle time between two
+    // snapshots than wall time passed: shares past 1, working at 0.
+    forkline::runtime rt(config_for(3));
+    std::atomic<bool> stop{false};
+    std::thread driver([&] {
+        // Short runs with gaps: the workers go search -> park -> wake over and over.
+        while (!stop.load(std::memory_order_relaxed)) {
+            rt.run([] {
+                forkline::parallel_for(0, 8, 1, [](int) {
+                    volatile long sink = fib(8);
+                    (void)sink;
+                });
+            });
+            std::this_thread::yield();
+        }
+    });
+    using clock = std::chrono::steady_clock;
+    const auto end = clock::now() + std::chrono::milliseconds(static_cast<long>(scaled(1500, 300)));
+    auto t_before = clock::now();
+    auto before = rt.stats();
+    std::size_t rounds = 0, fell = 0, outran = 0;
+    std::int64_t worst_ns = 0;
+    while (clock::now() < end) {
+        const auto t_start = clock::now();  // the earliest a "before" load could be
+        const auto after = rt.stats();
+        const auto t_after = clock::now();
+        const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(t_after - t_before).count();
+        for (std::size_t w = 0; w < after.size(); ++w) {
+            if (after[w].parked_ns < before[w].parked_ns || after[w].idle_ns < before[w].idle_ns) ++fell;
+            const auto grew = static_cast<std::int64_t>(after[w].idle_ns - before[w].idle_ns);
+            if (after[w].idle_ns >= before[w].idle_ns && grew > elapsed) {
+                ++outran;
+                worst_ns = std::max(worst_ns, grew - elapsed);
+            }
+        }
+        before = after;
+        t_before = t_start;
+        ++rounds;
+    }
+    stop = true;
+    driver.join();
+    INFO("rounds " << rounds << " fell " << fell << " outran " << outran << " worst by " << worst_ns << " ns");
+    CHECK(rounds > 100);
+    CHECK(fell == 0);
+    CHECK(outran == 0);
 }

@@ -39,9 +39,16 @@ struct alignas(k_cache_line) worker_counters {
     std::atomic<std::uint64_t> search_ns{0};     ///< looking for work, when the search found some
     std::atomic<std::uint64_t> failed_search_ns{0};  ///< looking for work, when it ended in a park
     std::atomic<std::uint64_t> parked_ns{0};     ///< asleep, completed sleeps
-    /// now_ns() when the current sleep began, 0 when awake: lets a snapshot
-    /// count a sleep still going on (runtime::stats()).
+    /// now_ns() when the current search (searching_since) or sleep
+    /// (parked_since) began, 0 when not in one: lets a snapshot count the
+    /// interval still going on (runtime::stats()).
+    std::atomic<std::uint64_t> searching_since{0};
     std::atomic<std::uint64_t> parked_since{0};
+    /// Sequence lock over the idle fields above (idle_ns, search_ns,
+    /// failed_search_ns, parked_ns and the two starts): odd while the worker
+    /// changes them, so that a snapshot never sees an interval both added
+    /// to a total and still going on. See "Counters" in runtime/DESIGN.md.
+    std::atomic<std::uint32_t> idle_seq{0};
     std::atomic<std::uint64_t> join_wait_ns{0};  ///< in a join or group wait with nothing found to run
     std::atomic<std::uint64_t> injected{0};      ///< jobs this worker took from the injection queue
 };
