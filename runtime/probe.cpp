@@ -215,15 +215,28 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
 }
 
 void analyse(result& r) {
-    std::sort(r.points.begin(), r.points.end(), [](const point& a, const point& b) { return a.workers < b.workers; });
-    std::vector<scaling_sample> samples;
+    std::stable_sort(r.points.begin(), r.points.end(), [](const point& a, const point& b) {
+        return a.workers != b.workers ? a.workers < b.workers : a.ranks < b.ranks;
+    });
+    std::vector<scaling_sample> samples;  // one per point, for Karp-Flatt
     for (point& p : r.points) {
         if (!p.seconds.empty()) summarise(p);
         samples.push_back({p.workers, p.seconds});
     }
+    // The fits want each count once: points of the same count (2 ranks of 1
+    // worker and 1 rank of 2) pool their repetitions, so the fits see what
+    // that many workers did whichever way they were split.
+    std::vector<scaling_sample> pooled;
+    for (const scaling_sample& s : samples) {
+        if (!pooled.empty() && pooled.back().workers == s.workers) {
+            pooled.back().seconds.insert(pooled.back().seconds.end(), s.seconds.begin(), s.seconds.end());
+        } else {
+            pooled.push_back(s);
+        }
+    }
     const point* one = nullptr;
     for (const point& p : r.points) {
-        if (p.workers == 1) one = &p;
+        if (p.workers == 1 && one == nullptr) one = &p;
     }
     const std::vector<double> kf = karp_flatt(samples);
     for (std::size_t i = 0; i < r.points.size(); ++i) {
@@ -237,10 +250,10 @@ void analyse(result& r) {
         }
     }
     if (r.verdict == limit::failed) return;
-    r.amdahl = fit_amdahl(samples);
-    r.usl = fit_usl(samples);
+    r.amdahl = fit_amdahl(pooled);
+    r.usl = fit_usl(pooled);
 
-    if (r.points.size() < 2) {
+    if (pooled.size() < 2) {
         r.verdict = limit::unknown;
         r.why = "one worker count: nothing to compare";
         return;

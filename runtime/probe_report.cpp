@@ -271,6 +271,10 @@ void write_host(json_out& j) {
 void write_point(json_out& j, const point& p) {
     j.begin_object();
     j.key("workers").value(p.workers);
+    if (p.ranks > 0) {
+        j.key("ranks").value(p.ranks);
+        j.key("workers_per_rank").value(p.workers / p.ranks);
+    }
     j.key("median_s").value(p.median_s);
     j.key("min_s").value(p.min_s);
     j.key("max_s").value(p.max_s);
@@ -411,7 +415,7 @@ void write_json(std::ostream& out, std::span<const result> results) {
 
 void write_csv(std::ostream& out, std::span<const result> results) {
     out << "name,workers,median_s,min_s,max_s,reps,spread,speedup,efficiency,karp_flatt,"
-           "working,stealing,failed_search,parked,join_waiting,user_s,sys_s,peak_rss_kb\n";
+           "working,stealing,failed_search,parked,join_waiting,user_s,sys_s,peak_rss_kb,ranks\n";
     for (const result& r : results) {
         const std::string name = csv_text(r.name);
         for (const point& p : r.points) {
@@ -431,6 +435,8 @@ void write_csv(std::ostream& out, std::span<const result> results) {
             }
             out << ',' << csv_number(p.user_s) << ',' << csv_number(p.sys_s) << ',';
             if (p.peak_rss_kb >= 0) out << std::to_string(p.peak_rss_kb);
+            out << ',';
+            if (p.ranks > 0) out << std::to_string(p.ranks);
             out << '\n';
         }
     }

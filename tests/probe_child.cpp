@@ -5,12 +5,14 @@
 // a program with half its time serial, and can check, record or fail in the
 // ways the test asks for:
 //
-//   probe_child [--ms T] [--workers-arg N] [--expect-env] [--tag TEXT]
+//   probe_child [--ms T] [--workers-arg N] [--ranks-arg R] [--expect-env] [--tag TEXT]
 //               [--log FILE] [--noise BYTES] [--fail-at N]
 //               [--signal-at N [--signal SEGV|KILL]]
 //
-//   --ms T          sleep T (0.5 + 0.5 / W) milliseconds, W = FORKLINE_WORKERS (default 4)
+//   --ms T          sleep T (0.5 + 0.5 / (W R)) milliseconds, W = FORKLINE_WORKERS (default 4)
 //   --workers-arg N the count forkline-probe substituted for {workers}
+//   --ranks-arg R   the count it substituted for {ranks} (--ranks mode): added
+//                   to the log line as " ranks=R"; R = 1 without it
 //   --expect-env    exit 3 unless FORKLINE_WORKERS is set and equals --workers-arg
 //   --tag TEXT      copied into the log line (checks {workers} inside an argument)
 //   --log FILE      append "run workers=W env=E arg=A tag=T" to FILE
@@ -36,7 +38,7 @@ namespace {
 
 int usage() {
     std::fprintf(stderr,
-                 "usage: probe_child [--ms T] [--workers-arg N] [--expect-env] [--tag TEXT] [--log FILE]\n"
+                 "usage: probe_child [--ms T] [--workers-arg N] [--ranks-arg R] [--expect-env] [--tag TEXT] [--log FILE]\n"
                  "                   [--noise BYTES] [--fail-at N] [--signal-at N [--signal SEGV|KILL]]\n");
     return 2;
 }
@@ -79,6 +81,7 @@ void make_noise(long bytes) {
 int main(int argc, char** argv) {
     double ms = 4;
     long workers_arg = -1;
+    long ranks_arg = -1;
     bool expect_env = false;
     const char* tag = "";
     const char* log = nullptr;
@@ -102,6 +105,13 @@ int main(int argc, char** argv) {
             workers_arg = number(value);
             if (workers_arg < 0) {
                 std::fprintf(stderr, "probe_child: --workers-arg '%s' is not a number (was {workers} substituted?)\n",
+                             value);
+                return 3;
+            }
+        } else if (std::strcmp(a, "--ranks-arg") == 0) {
+            ranks_arg = number(value);
+            if (ranks_arg < 1) {
+                std::fprintf(stderr, "probe_child: --ranks-arg '%s' is not a positive number (was {ranks} substituted?)\n",
                              value);
                 return 3;
             }
@@ -136,8 +146,10 @@ int main(int argc, char** argv) {
     }
     if (log != nullptr) {
         char line[512];
-        const int n = std::snprintf(line, sizeof line, "run workers=%ld env=%s arg=%ld tag=%s\n", workers,
-                                    env != nullptr ? env : "unset", workers_arg, tag);
+        char ranks_text[32] = "";
+        if (ranks_arg > 0) std::snprintf(ranks_text, sizeof ranks_text, " ranks=%ld", ranks_arg);
+        const int n = std::snprintf(line, sizeof line, "run workers=%ld env=%s arg=%ld tag=%s%s\n", workers,
+                                    env != nullptr ? env : "unset", workers_arg, tag, ranks_text);
         // O_APPEND: one write() per line, so lines never interleave.
         const int fd = ::open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd < 0) {
@@ -163,7 +175,7 @@ int main(int argc, char** argv) {
         ::signal(sig, SIG_DFL);
         ::raise(sig);
     }
-    const double w = static_cast<double>(workers);
+    const double w = static_cast<double>(workers) * static_cast<double>(ranks_arg > 0 ? ranks_arg : 1);
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms * (0.5 + 0.5 / w)));
     return 0;
 }

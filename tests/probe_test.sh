@@ -164,4 +164,48 @@ grep -q "status 126" "$tmp/out" || fail "a non-executable file does not give sta
 grep -q "Permission denied" "$tmp/out" || fail "a non-executable file does not say why: $(tail -5 "$tmp/out")"
 checks=$((checks + 1))
 
+# --- --ranks: every (ranks, workers) pair, {ranks} and {workers} substituted,
+# fitted over ranks x workers (the pairs of the same product pooled). ---
+run_probe --ranks 1,2 --workers 1,2 --warmup 1 --min-reps 2 --reps 3 --nodes 10,100 --node-workers 4 \
+  --json "$tmp/ranks.json" --csv "$tmp/ranks.csv" --out "$tmp/report" --no-plots -- \
+  "$child" --ms 3 --workers-arg '{workers}' --ranks-arg '{ranks}' --expect-env --tag 'r{ranks}' --log "$tmp/ranks.log"
+[ "$status" = 0 ] || fail "a probe with --ranks exited $status: $(tail -20 "$tmp/out")"
+check_json "$tmp/ranks.json" "the JSON of a --ranks probe" '
+import json, re, sys
+w = json.load(open(sys.argv[1]))["workloads"][0]
+shapes = [(p["workers"], p.get("ranks"), p.get("workers_per_rank")) for p in w["points"]]
+assert shapes == [(1, 1, 1), (2, 1, 2), (2, 2, 1), (4, 2, 2)], "points %s" % shapes
+for p in w["points"]:
+    assert 2 <= p["reps"] <= 3, "%d reps at %s" % (p["reps"], p)
+assert w["amdahl"]["status"] != "bad_input", "the fits refused pooled counts: %s" % w["amdahl"]
+assert w["usl"]["status"] != "bad_input", "the fits refused pooled counts: %s" % w["usl"]
+seen = {}
+for line in open(sys.argv[2]):
+    m = re.fullmatch(r"run workers=(\d+) env=(\S+) arg=(-?\d+) tag=r(\d+) ranks=(\d+)\n", line)
+    assert m, "unexpected log line %r" % line
+    n, env, arg, tag, ranks = m.groups()
+    assert env == n and arg == n, "FORKLINE_WORKERS=%s, {workers}=%s in a run of %s workers per rank" % (env, arg, n)
+    assert tag == ranks, "{ranks} inside an argument gave %s in a run of %s ranks" % (tag, ranks)
+    key = (int(ranks), int(n))
+    seen[key] = seen.get(key, 0) + 1
+want = {(p["ranks"], p["workers_per_rank"]): p["reps"] + 1 for p in w["points"]}
+assert seen == want, "runs per (ranks, workers) %s, not one warm-up plus the reps %s" % (seen, want)
+' "$tmp/ranks.log"
+grep -q "RxW" "$tmp/out" || fail "the --ranks table has no RxW column: $(head -5 "$tmp/out")"
+grep -q "^predicted: .*4 workers per node" "$tmp/out" || fail "--nodes printed no prediction: $(tail -12 "$tmp/out")"
+grep -Eq "^ +100 +400 " "$tmp/out" || fail "--nodes 100 with 4 workers per node is not a row of 400 workers: $(tail -12 "$tmp/out")"
+head -1 "$tmp/ranks.csv" | grep -q ",ranks$" || fail "the CSV header has no ranks column: $(head -1 "$tmp/ranks.csv")"
+rows=$(grep -c '^probe_child,.*,[12]$' "$tmp/ranks.csv" || true)
+[ "$rows" = 4 ] || fail "the CSV has $rows rows with a rank count, not 4: $(cat "$tmp/ranks.csv")"
+# A failure names its shape; --ranks without a command, or with 0, is a usage error.
+run_probe --ranks 1,2 --workers 1,2 --warmup 0 --min-reps 1 --reps 1 --out "$tmp/report" --no-plots -- \
+  "$child" --ms 1 --ranks-arg '{ranks}' --fail-at 2
+[ "$status" != 0 ] || fail "a --ranks command failing at 2 workers per rank: forkline-probe exited 0"
+grep -q "at 1 rank of 2 workers" "$tmp/out" || fail "the failing shape is not named: $(tail -5 "$tmp/out")"
+run_probe --ranks 1,2 --no-plots
+[ "$status" = 2 ] && grep -q "needs a command" "$tmp/out" || fail "--ranks without a command: status $status: $(cat "$tmp/out")"
+run_probe --ranks 0,1 --no-plots -- "$child" --ms 1
+[ "$status" = 2 ] && grep -q -- "--ranks: .*'0'" "$tmp/out" || fail "--ranks 0: status $status: $(cat "$tmp/out")"
+checks=$((checks + 1))
+
 echo "probe_test: $checks checks passed"

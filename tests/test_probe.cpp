@@ -449,3 +449,36 @@ TEST_CASE("steal cost: measured once, positive on a host with two cores") {
     CHECK(c < 0.01);
     CHECK(probe::measure_steal_cost() == c);
 }
+
+TEST_CASE("analyse: points of the same count in several processes pool their repetitions for the fits") {
+    // --ranks: 1 rank x 2 workers and 2 ranks x 1 worker are both 2 workers.
+    // The fits want each count once; each point keeps its own speedup.
+    probe::result r;
+    r.name = "ranks";
+    const struct {
+        unsigned ranks, workers;
+        double t;
+    } shapes[] = {{2, 2, 0.30}, {1, 1, 1.0}, {2, 1, 0.56}, {1, 2, 0.52}};
+    for (const auto& s : shapes) {
+        probe::point p;
+        p.ranks = s.ranks;
+        p.workers = s.ranks * s.workers;
+        p.seconds = {s.t, s.t * 1.01, s.t * 0.99};
+        r.points.push_back(p);
+    }
+    probe::analyse(r);
+    REQUIRE(r.points.size() == 4);
+    // In order of the count, then fewer ranks first.
+    CHECK(r.points[0].workers == 1);
+    CHECK(r.points[1].workers == 2);
+    CHECK(r.points[1].ranks == 1);
+    CHECK(r.points[2].workers == 2);
+    CHECK(r.points[2].ranks == 2);
+    CHECK(r.points[3].workers == 4);
+    CHECK(r.points[1].speedup == doctest::Approx(1.0 / 0.52));
+    CHECK(r.points[2].speedup == doctest::Approx(1.0 / 0.56));
+    CHECK(r.amdahl.status != forkline::fit_status::bad_input);
+    CHECK(r.usl.status != forkline::fit_status::bad_input);
+    CHECK(r.amdahl.serial_fraction > 0.0);
+    CHECK(r.amdahl.serial_fraction < 0.2);
+}

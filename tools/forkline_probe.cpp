@@ -9,6 +9,7 @@
 // results.csv, report.txt and speedup/efficiency plots.
 #include <unistd.h>  // isatty, gethostname
 
+#include <algorithm>   // max
 #include <cerrno>      // errno
 #include <cmath>       // isfinite
 #include <cstdio>      // fprintf, snprintf, fflush
@@ -45,6 +46,10 @@ const char* const k_usage =
     "Without a command: the built-in workloads (all, or those named; see --list).\n"
     "With a command: runs it at each count with FORKLINE_WORKERS=N in its\n"
     "environment and every {workers} in its arguments replaced by N.\n"
+    "With --ranks, for MPI programs: runs it at every (ranks, workers) pair,\n"
+    "{ranks} replaced by the rank count and {workers} by the workers per rank,\n"
+    "and fits over ranks x workers:\n"
+    "  forkline-probe --ranks 1,2,4 --workers 1,2 -- mpirun -np {ranks} prog -p {workers}\n"
     "\n"
     "  --workers LIST   counts to run: 1,2,4  1-8  1-16:2 (default: 1..8, then\n"
     "                   quarter steps, every usable core, NUMA boundaries)\n"
@@ -61,6 +66,10 @@ const char* const k_usage =
     "  --csv FILE       also write the CSV there\n"
     "  --no-plots       no gnuplot pictures\n"
     "  --show-output    let a command's stdout and stderr through\n"
+    "  --ranks LIST     rank counts, as --workers (a command only; --workers then\n"
+    "                   defaults to 1 per rank)\n"
+    "  --nodes LIST     also say what the fits predict for that many nodes of\n"
+    "  --node-workers W W workers each (default: the most workers per rank run)\n"
     "  --list           list the built-in workloads and exit\n"
     "  -h, --help       this text\n";
 
@@ -130,6 +139,35 @@ std::string pad(const std::string& s, std::size_t width) {
     return s.size() >= width ? s : std::string(width - s.size(), ' ') + s;
 }
 
+/// "N ranks x W" for a multi-process point, the worker count otherwise.
+std::string shape_text(const probe::point& p) {
+    if (p.ranks == 0) return std::to_string(p.workers);
+    return std::to_string(p.ranks) + "x" + std::to_string(p.workers / p.ranks);
+}
+
+/// What the fits say of N nodes (--nodes), as a table with its caveat.
+std::string describe_nodes(const probe::result& r, std::span<const unsigned> nodes, unsigned node_workers) {
+    std::ostringstream out;
+    const auto rows = forkline_probe::predict_nodes(r, nodes, node_workers);
+    out << "predicted:  " << node_workers << (node_workers == 1 ? " worker" : " workers")
+        << " per node; speedup over one worker by the fits, effective workers = the USL speedup\n";
+    out << pad("nodes", 7) << pad("workers", 9) << pad("USL", 10) << pad("Amdahl", 10) << pad("paths", 12)
+        << pad("stretch", 9) << "\n";
+    double most = 0;
+    for (const auto& row : rows) {
+        out << pad(std::to_string(row.nodes), 7) << pad(general(static_cast<double>(row.nodes) * row.workers), 9)
+            << pad(fixed(row.usl_speedup, 1), 10) << pad(fixed(row.amdahl_speedup, 1), 10) << pad(general(row.paths), 12)
+            << pad(fixed(row.beyond, 0) + "x", 9) << "\n";
+        most = std::max(most, row.beyond);
+    }
+    out << "            (paths: N (N - 1) / 2 between nodes; stretch: how far past the largest measured count the\n"
+           "            fit is taken. A fit from a few points on one host says what its alpha and beta imply, not\n"
+           "            what a network of those nodes will do";
+    if (most > 10) out << "; at " << fixed(most, 0) << "x past the data, read it as an order of magnitude";
+    out << ")\n";
+    return out.str();
+}
+
 /// The table and the fits of one workload, as printed and saved.
 std::string describe(const probe::result& r, const std::string& description) {
     std::ostringstream out;
@@ -143,13 +181,19 @@ std::string describe(const probe::result& r, const std::string& description) {
         shares = shares || p.shares.has_value();
         rusage = rusage || p.peak_rss_kb >= 0;
     }
-    out << pad("workers", 7) << pad("median", 11) << pad("min", 11) << pad("max", 11) << pad("reps", 5)
+    bool ranked = false;
+    for (const probe::point& p : r.points) ranked = ranked || p.ranks > 0;
+    // With ranks: "RxW" (ranks x workers per rank) beside the total.
+    const std::size_t first = ranked ? 8 : 7;  // a space after "RxW"'s column
+    if (ranked) out << pad("RxW", 6);
+    out << pad("workers", first) << pad("median", 11) << pad("min", 11) << pad("max", 11) << pad("reps", 5)
         << pad("spread", 7) << pad("speedup", 8) << pad("effic", 6) << pad("K-F", 7);
     if (shares) out << pad("work", 6) << pad("steal", 6) << pad("fail", 6) << pad("park", 6) << pad("join", 6) << pad("infl", 6);
     if (rusage) out << pad("user", 9) << pad("sys", 9) << pad("RSS MB", 8);
     out << "\n";
     for (const probe::point& p : r.points) {
-        out << pad(std::to_string(p.workers), 7) << pad(seconds_text(p.median_s), 11) << pad(seconds_text(p.min_s), 11)
+        if (ranked) out << pad(shape_text(p), 6);
+        out << pad(std::to_string(p.workers), first) << pad(seconds_text(p.median_s), 11) << pad(seconds_text(p.min_s), 11)
             << pad(seconds_text(p.max_s), 11) << pad(std::to_string(p.seconds.size()), 5)
             << pad(fixed(100 * p.spread, 1) + "%", 7) << pad(fixed(p.speedup, 2), 8) << pad(fixed(p.efficiency, 2), 6)
             << pad(fixed(p.karp_flatt, 3), 7);
@@ -253,6 +297,8 @@ int main(int argc, char** argv) {
     std::string out_dir, json_file, csv_file;
     bool plots = true, show_output = false, list = false;
     std::vector<std::string> names, command;
+    std::vector<unsigned> ranks, nodes;
+    unsigned node_workers = 0;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> const char* {
@@ -271,6 +317,14 @@ int main(int argc, char** argv) {
             } catch (const forkline::config_error& e) {
                 usage_error(e.what());
             }
+        } else if (a == "--ranks" || a == "--nodes") {
+            try {
+                (a == "--ranks" ? ranks : nodes) = probe::parse_worker_counts(value());
+            } catch (const forkline::config_error& e) {
+                usage_error(a + ": " + e.what());
+            }
+        } else if (a == "--node-workers") {
+            node_workers = parse_unsigned(a, value(), 1);
         } else if (a == "--reps") {
             o.max_reps = parse_unsigned(a, value(), 1);
             reps_given = true;
@@ -316,6 +370,14 @@ int main(int argc, char** argv) {
         }
     }
     if (!command.empty() && !names.empty()) usage_error("workload names and a command do not mix");
+    if (!ranks.empty() && command.empty()) usage_error("--ranks needs a command (-- mpirun -np {ranks} ...)");
+    if (!ranks.empty() && o.workers.empty()) o.workers = {1};
+    if (node_workers != 0 && nodes.empty()) usage_error("--node-workers goes with --nodes");
+    if (!nodes.empty() && node_workers == 0) {
+        // The most workers one process was measured with, as a node's.
+        node_workers = 1;
+        for (const unsigned w : o.workers) node_workers = std::max(node_workers, w);
+    }
     // Effort sets the repetition defaults that were not given.
     if (level == effort::quick) {
         if (!reps_given) o.max_reps = 5;
@@ -362,14 +424,23 @@ int main(int argc, char** argv) {
         if (o.workers.empty()) o.workers = probe::default_worker_counts(forkline::topology::discover(), o.use_smt);
         std::string counts;
         for (unsigned n : o.workers) counts += (counts.empty() ? "" : ",") + std::to_string(n);
-        std::cerr << "forkline-probe: worker counts " << counts << "\n";
+        std::cerr << "forkline-probe: worker counts " << counts;
+        if (!ranks.empty()) {
+            std::string rank_list;
+            for (unsigned n : ranks) rank_list += (rank_list.empty() ? "" : ",") + std::to_string(n);
+            std::cerr << " per rank, rank counts " << rank_list;
+        }
+        std::cerr << "\n";
 
         std::vector<probe::result> results;
         std::vector<std::string> descriptions;
         std::string report;
         auto finish_one = [&](probe::result r, std::string description) {
             if (tty) std::fprintf(stderr, "\r\033[K");
-            const std::string text = describe(r, description);
+            std::string text = describe(r, description);
+            if (!nodes.empty() && r.verdict != probe::limit::failed) {
+                text.insert(text.size() - 1, describe_nodes(r, nodes, node_workers));  // before the blank line
+            }
             std::cout << text << std::flush;
             report += text;
             results.push_back(std::move(r));
@@ -377,7 +448,7 @@ int main(int argc, char** argv) {
         };
         if (!command.empty()) {
             std::cerr << "forkline-probe: probing the command\n";
-            finish_one(forkline_probe::probe_command(command, o, show_output), "");
+            finish_one(forkline_probe::probe_command(command, o, show_output, ranks), "");
         } else {
             for (const auto* w : chosen) {
                 std::cerr << "forkline-probe: " << w->name << " ...\n";

@@ -12,7 +12,7 @@
 #include <sys/wait.h>      // wait4, waitpid, WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG
 #include <unistd.h>        // fork, pipe2, execvpe, dup2, read, write, close, _exit, environ
 
-#include <algorithm>    // sort, unique, max
+#include <algorithm>    // sort, stable_sort, unique, max, clamp
 #include <cerrno>       // errno, EINTR, EAGAIN, ENOENT
 #include <chrono>       // steady_clock
 #include <cmath>        // floor, llround
@@ -34,6 +34,20 @@ namespace probe = forkline::probe;
 
 constexpr std::size_t k_tail_bytes = 4096;
 constexpr const char* k_workers_mark = "{workers}";
+constexpr const char* k_ranks_mark = "{ranks}";
+
+/// arg with every `mark` replaced by `by`.
+std::string replace_all(const std::string& arg, const std::string& mark, const std::string& by) {
+    std::string a;
+    std::size_t from = 0;
+    for (std::size_t at = arg.find(mark); at != std::string::npos; at = arg.find(mark, from)) {
+        a.append(arg, from, at - from);
+        a += by;
+        from = at + mark.size();
+    }
+    a.append(arg, from, std::string::npos);
+    return a;
+}
 
 /// A file descriptor closed when it goes out of scope.
 class owned_fd {
@@ -238,12 +252,17 @@ void fill_point(probe::point& p, const rusage_record& rec) {
     p.peak_rss_kb = std::llround(quantile(sorted_copy(rec.peak_rss_kb), 0.5));
 }
 
-std::string at_workers(unsigned workers) {
+std::string at_workers(unsigned workers, unsigned ranks = 0) {
+    if (ranks > 0) {
+        const unsigned each = workers / ranks;
+        return " (at " + std::to_string(ranks) + (ranks == 1 ? " rank of " : " ranks of ") + std::to_string(each) +
+               (each == 1 ? " worker)" : " workers)");
+    }
     return " (at " + std::to_string(workers) + (workers == 1 ? " worker)" : " workers)");
 }
 
-std::string failure_text(const std::string& command, unsigned workers, const command_run& run) {
-    std::string text = command + at_workers(workers);
+std::string failure_text(const std::string& command, unsigned workers, unsigned ranks, const command_run& run) {
+    std::string text = command + at_workers(workers, ranks);
     if (run.signal != 0) {
         text += " was killed by signal " + signal_name(run.signal);
     } else {
@@ -257,20 +276,12 @@ std::string failure_text(const std::string& command, unsigned workers, const com
 
 }  // namespace
 
-std::vector<std::string> substitute_workers(std::span<const std::string> argv, unsigned workers) {
-    const std::string mark = k_workers_mark;
-    const std::string count = std::to_string(workers);
+std::vector<std::string> substitute_workers(std::span<const std::string> argv, unsigned workers, unsigned ranks) {
     std::vector<std::string> out;
     out.reserve(argv.size());
     for (const std::string& arg : argv) {
-        std::string a;
-        std::size_t from = 0;
-        for (std::size_t at = arg.find(mark); at != std::string::npos; at = arg.find(mark, from)) {
-            a.append(arg, from, at - from);
-            a += count;
-            from = at + mark.size();
-        }
-        a.append(arg, from, std::string::npos);
+        std::string a = replace_all(arg, k_workers_mark, std::to_string(workers));
+        if (ranks > 0) a = replace_all(a, k_ranks_mark, std::to_string(ranks));
         out.push_back(std::move(a));
     }
     return out;
@@ -401,7 +412,8 @@ command_run run_command(std::span<const std::string> argv, unsigned workers, boo
     return run;
 }
 
-probe::result probe_command(std::span<const std::string> argv, const probe::options& o, bool show_output) {
+probe::result probe_command(std::span<const std::string> argv, const probe::options& o, bool show_output,
+                            std::span<const unsigned> rank_counts) {
     if (argv.empty()) throw forkline::config_error("forkline-probe: no command to run after --");
     probe::result r;
     r.name = base_name(argv[0]);
@@ -414,22 +426,53 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
     for (const unsigned w : counts) {
         if (w == 0) throw forkline::config_error("forkline-probe: worker count 0 in the list (FORKLINE_WORKERS must be at least 1)");
     }
-    r.points.resize(counts.size());
-    std::vector<rusage_record> usage(counts.size());
-    for (std::size_t i = 0; i < counts.size(); ++i) r.points[i].workers = counts[i];
+    // The runs: (ranks, workers per rank); ranks 0 without --ranks.
+    struct shape {
+        unsigned ranks = 0;
+        unsigned workers = 0;  // per rank
+    };
+    std::vector<shape> shapes;
+    if (rank_counts.empty()) {
+        for (const unsigned w : counts) shapes.push_back({0, w});
+    } else {
+        std::vector<unsigned> ranks(rank_counts.begin(), rank_counts.end());
+        std::sort(ranks.begin(), ranks.end());
+        ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+        for (const unsigned n : ranks) {
+            if (n == 0) throw forkline::config_error("forkline-probe: rank count 0 in --ranks (a run needs at least 1)");
+            for (const unsigned w : counts) {
+                if (static_cast<unsigned long long>(n) * w > 1'000'000) {
+                    throw forkline::config_error("forkline-probe: " + std::to_string(n) + " ranks x " + std::to_string(w) +
+                                                 " workers is past 1,000,000 workers in all");
+                }
+                shapes.push_back({n, w});
+            }
+        }
+        // In order of the count the fits see, then fewer ranks first.
+        std::stable_sort(shapes.begin(), shapes.end(), [](const shape& a, const shape& b) {
+            return a.ranks * a.workers < b.ranks * b.workers;
+        });
+    }
+    r.points.resize(shapes.size());
+    std::vector<rusage_record> usage(shapes.size());
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        r.points[i].ranks = shapes[i].ranks;
+        r.points[i].workers = shapes[i].ranks > 0 ? shapes[i].ranks * shapes[i].workers : shapes[i].workers;
+    }
 
-    // One run of count i; false when it failed, with r.error said.
+    // One run of shape i; false when it failed, with r.error said.
     auto run_once = [&](std::size_t i, unsigned repetition) -> bool {
-        const unsigned w = counts[i];
+        const unsigned w = shapes[i].workers;
+        const unsigned total = r.points[i].workers;
         command_run c;
         try {
-            c = run_command(substitute_workers(argv, w), w, show_output);
+            c = run_command(substitute_workers(argv, w, shapes[i].ranks), w, show_output);
         } catch (const std::exception& e) {
-            r.error = r.command + at_workers(w) + " could not be run: " + e.what();
+            r.error = r.command + at_workers(total, shapes[i].ranks) + " could not be run: " + e.what();
             return false;
         }
         if (!c.ok()) {
-            r.error = failure_text(r.command, w, c);
+            r.error = failure_text(r.command, total, shapes[i].ranks, c);
             return false;
         }
         if (repetition > 0) {
@@ -438,7 +481,7 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
             usage[i].sys_s.push_back(c.sys_s);
             usage[i].peak_rss_kb.push_back(static_cast<double>(c.peak_rss_kb));
         }
-        if (o.on_progress) o.on_progress(probe::progress{r.name, w, repetition, c.wall_s});
+        if (o.on_progress) o.on_progress(probe::progress{r.name, total, repetition, c.wall_s});
         return true;
     };
     // The stop rule of probe::scaling; every count gets at least one timed run.
@@ -453,14 +496,14 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
     };
 
     bool ok = true;
-    for (std::size_t i = 0; ok && i < counts.size(); ++i) {
+    for (std::size_t i = 0; ok && i < shapes.size(); ++i) {
         for (unsigned k = 0; ok && k < o.warmup; ++k) ok = run_once(i, 0);
     }
     // Rounds: one repetition of every count still short of its stop rule, so
     // that a slow drift of the host reaches every count alike.
     for (bool any = true; ok && any;) {
         any = false;
-        for (std::size_t i = 0; ok && i < counts.size(); ++i) {
+        for (std::size_t i = 0; ok && i < shapes.size(); ++i) {
             if (!wants_more(r.points[i])) continue;
             any = true;
             ok = run_once(i, static_cast<unsigned>(r.points[i].seconds.size() + 1));
@@ -469,7 +512,7 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
 
     // A failed probe keeps the points measured so far, unfitted.
     std::vector<probe::point> measured;
-    for (std::size_t i = 0; i < counts.size(); ++i) {
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
         if (r.points[i].seconds.empty()) continue;
         fill_point(r.points[i], usage[i]);
         measured.push_back(std::move(r.points[i]));
@@ -481,6 +524,31 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
     }
     probe::analyse(r);
     return r;
+}
+
+std::vector<node_prediction> predict_nodes(const probe::result& r, std::span<const unsigned> nodes,
+                                           unsigned workers_per_node) {
+    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+    unsigned largest = 0;
+    for (const probe::point& p : r.points) largest = std::max(largest, p.workers);
+    const bool usl = r.usl.status == forkline::fit_status::ok || r.usl.status == forkline::fit_status::no_peak ||
+                     r.usl.status == forkline::fit_status::linear;
+    const bool amdahl = r.amdahl.status == forkline::fit_status::ok || r.amdahl.status == forkline::fit_status::linear;
+    std::vector<node_prediction> out;
+    for (const unsigned n_nodes : nodes) {
+        node_prediction p;
+        p.nodes = n_nodes;
+        p.workers = workers_per_node;
+        const double n = static_cast<double>(n_nodes) * workers_per_node;
+        // USL: S(n) = n / (1 + alpha (n - 1) + beta n (n - 1)); Amdahl: 1 / (s + (1 - s) / n).
+        p.usl_speedup = usl ? n / (1 + r.usl.alpha * (n - 1) + r.usl.beta * n * (n - 1)) : nan;
+        const double s = std::clamp(r.amdahl.serial_fraction, 0.0, 1.0);
+        p.amdahl_speedup = amdahl ? 1 / (s + (1 - s) / n) : nan;
+        p.paths = static_cast<double>(n_nodes) * (static_cast<double>(n_nodes) - 1) / 2;
+        p.beyond = largest > 0 ? n / largest : nan;
+        out.push_back(p);
+    }
+    return out;
 }
 
 }  // namespace forkline_probe

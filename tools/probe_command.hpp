@@ -29,8 +29,9 @@ struct command_run {
 };
 
 /// argv with every occurrence of "{workers}" (also inside a longer
-/// argument, e.g. "-j{workers}") replaced by the decimal count.
-std::vector<std::string> substitute_workers(std::span<const std::string> argv, unsigned workers);
+/// argument, e.g. "-j{workers}") replaced by the decimal count, and, when
+/// ranks > 0, every "{ranks}" by the rank count.
+std::vector<std::string> substitute_workers(std::span<const std::string> argv, unsigned workers, unsigned ranks = 0);
 
 /// Runs argv (looked up in PATH like execvp) with FORKLINE_WORKERS=workers
 /// set (replacing any inherited value), stdin from /dev/null, stdout to
@@ -47,7 +48,29 @@ command_run run_command(std::span<const std::string> argv, unsigned workers, boo
 /// `command` the command line. The first failing run stops it: verdict
 /// failed, no fit, `error` = "COMMAND (at N workers) exited with status S"
 /// or "... was killed by signal NAME", then its stderr tail.
+///
+/// With `ranks` (the --ranks mode, for MPI programs): every (ranks, workers)
+/// pair of the two lists is a point, "{ranks}" in argv becomes the rank
+/// count and "{workers}" (and FORKLINE_WORKERS) the workers per rank; the
+/// point's `workers` is ranks x workers per rank, the count the fits see,
+/// and its `ranks` the rank count. Pairs with the same product are separate
+/// points (1 rank of 2 workers is not 2 ranks of 1).
 forkline::probe::result probe_command(std::span<const std::string> argv, const forkline::probe::options& o,
-                                      bool show_output);
+                                      bool show_output, std::span<const unsigned> ranks = {});
+
+/// What the fits say of N nodes of W workers each (n = N x W, the count the
+/// USL and Amdahl's law are evaluated at), for --nodes: the speedup over one
+/// worker (USL and Amdahl), the effective workers (the USL speedup), and the
+/// coordination paths between nodes, N (N - 1) / 2.
+struct node_prediction {
+    unsigned nodes = 0;
+    unsigned workers = 0;      ///< per node
+    double usl_speedup = 0;    ///< over one worker; NaN without a USL fit
+    double amdahl_speedup = 0; ///< over one worker; NaN without an Amdahl fit
+    double paths = 0;          ///< N (N - 1) / 2
+    double beyond = 0;         ///< n over the largest measured count: how far the fit is stretched
+};
+std::vector<node_prediction> predict_nodes(const forkline::probe::result& r, std::span<const unsigned> nodes,
+                                           unsigned workers_per_node);
 
 }  // namespace forkline_probe

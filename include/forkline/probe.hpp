@@ -48,7 +48,12 @@ struct time_shares {
 
 /// One worker count's measurements.
 struct point {
-    unsigned workers = 0;         ///< the worker count
+    /// The worker count; for a run of several processes (forkline-probe
+    /// --ranks), all of them: ranks x workers per rank.
+    unsigned workers = 0;
+    /// Processes (MPI ranks) the run used, each with workers / ranks
+    /// workers; 0 for a run in one process.
+    unsigned ranks = 0;
     std::vector<double> seconds;  ///< every timed repetition, in the order run
     double median_s = 0;          ///< median of `seconds`
     double min_s = 0;             ///< fastest repetition
@@ -236,7 +241,7 @@ work_span measure_work_span(F&& fn, const work_span_options& o = {}) {
 double measure_steal_cost();
 
 /// Writes the results as one JSON document: {"host": {...}, "workloads":
-/// [{"name", "points": [{"workers", "median_s", "min_s", "max_s", "reps",
+/// [{"name", "points": [{"workers", "ranks"?, "workers_per_rank"?, "median_s", "min_s", "max_s", "reps",
 /// "spread", "speedup", "efficiency", "karp_flatt", "shares"?, ...}],
 /// "amdahl": {"serial_fraction", "ci_low", "ci_high", "max_speedup",
 /// "status", "note"}, "usl": {"alpha", "beta", "gamma", "peak_workers"
@@ -246,7 +251,8 @@ double measure_steal_cost();
 void write_json(std::ostream& out, std::span<const result> results);
 /// One row per (workload, worker count): name,workers,median_s,min_s,max_s,
 /// reps,spread,speedup,efficiency,karp_flatt,working,stealing,failed_search,
-/// parked,join_waiting,user_s,sys_s,peak_rss_kb. Empty cells for unknowns.
+/// parked,join_waiting,user_s,sys_s,peak_rss_kb,ranks. Empty cells for unknowns
+/// (ranks: empty for a run in one process).
 void write_csv(std::ostream& out, std::span<const result> results);
 
 }  // namespace forkline::probe
