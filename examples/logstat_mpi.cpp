@@ -24,7 +24,7 @@
 #include <sys/stat.h>  // fstat
 #include <unistd.h>    // pread, close, lseek
 
-#include <algorithm>  // min, sort
+#include <algorithm>  // min, inplace_merge
 #include <cerrno>     // errno
 #include <chrono>     // steady_clock
 #include <cstdint>    // uint64_t
@@ -325,10 +325,10 @@ int run(forkline::mpi::session& mpi, const logstat::options& o, bool want_report
         forkline::mpi::check(MPI_Allreduce(&status, &all_status, 1, MPI_INT, MPI_MAX, mpi.comm()), "MPI_Allreduce");
         return all_status;
     }
-    const std::vector<logstat::key_count> ranked = logstat::rank(owned, o.top);
-
-    // ---- output: rank 0 gathers the ranked keys (64-bit sizes, bounded pieces).
+    // ---- output: each rank ranks its own keys; rank 0 gathers them (64-bit
+    // sizes, bounded pieces) and merges the sorted runs.
     const auto t3 = std::chrono::steady_clock::now();
+    const std::vector<logstat::key_count> ranked = logstat::rank(owned, o.top);
     std::vector<char> mine_bytes;
     for (const logstat::key_count& kc : ranked) put_record(mine_bytes, kc.key, kc.count);
     std::vector<std::vector<char>> to_root(static_cast<std::size_t>(ranks));
@@ -341,15 +341,28 @@ int run(forkline::mpi::session& mpi, const logstat::options& o, bool want_report
 
     int status = 0;
     if (me == 0) {
+        // Each rank's piece is already in output order (logstat::rank): a
+        // merge of sorted runs, pairwise, log2(ranks) passes, not a sort.
         std::vector<logstat::key_count> merged;
+        std::vector<std::size_t> run_starts;
         for (const std::vector<char>& p : pieces) {
+            run_starts.push_back(merged.size());
             for_each_record(p.data(), p.data() + p.size(),
                             [&](std::string_view k, std::uint64_t c) { merged.push_back({c, k}); });
         }
         const auto order = [](const logstat::key_count& a, const logstat::key_count& b) {
             return a.count != b.count ? a.count > b.count : a.key < b.key;
         };
-        std::sort(merged.begin(), merged.end(), order);
+        for (std::size_t width = 1; width < run_starts.size(); width *= 2) {
+            for (std::size_t i = 0; i + width < run_starts.size(); i += 2 * width) {
+                const auto first = merged.begin() + static_cast<std::ptrdiff_t>(run_starts[i]);
+                const auto middle = merged.begin() + static_cast<std::ptrdiff_t>(run_starts[i + width]);
+                const auto last = i + 2 * width < run_starts.size()
+                                      ? merged.begin() + static_cast<std::ptrdiff_t>(run_starts[i + 2 * width])
+                                      : merged.end();
+                std::inplace_merge(first, middle, last, order);
+            }
+        }
         if (o.top > 0 && merged.size() > o.top) merged.resize(o.top);
         if (const int err = logstat::write_ranked(1, merged); err != 0) {
             std::fputs(logstat::io_message(k_program, "standard output", "write", err).c_str(), stderr);
