@@ -9,7 +9,8 @@
 # first line number) for --by ip|status|path, --top K and --distinct, on a generated
 # log, a CRLF log, a last line without newline, malformed lines, an empty
 # file, a file with fewer bytes than ranks, fewer lines than ranks and one
-# line longer than a rank's share; a missing file ends every rank with the
+# line longer than a rank's share; a missing file (on every rank, or on one rank
+# alone) ends every rank with the
 # message and status 1, without a hang; a rank killed mid-run ends the job
 # with mpirun's message, without a hang; --report prints one line per rank.
 # Exit 77 (skipped) when logstat-mpi was not built (no MPI) or mpirun is
@@ -125,6 +126,18 @@ for p in 1 3; do
     fail "missing file at $p ranks: no open message: $(head -3 "$tmp/err")"
   [ ! -s "$tmp/out" ] || fail "missing file at $p ranks: something on stdout"
 done
+# One rank alone fails to open its file (a node whose copy is missing; here an
+# MPMD launch gives rank 2 of 3 another path): that rank says so, and every
+# rank ends with status 1, no output and no hang.
+rc=0
+timeout 120 mpirun --oversubscribe -np 2 "$logstat_mpi" -p 1 "$tmp/a.log" : \
+  -np 1 "$logstat_mpi" -p 1 "$tmp/missing.log" >"$tmp/out" 2>"$tmp/err" || rc=$?
+[ "$rc" = 1 ] || fail "one rank's file missing: exit status $rc, want 1 (124: a hang): $(head -3 "$tmp/err")"
+grep -q "^logstat-mpi: $tmp/missing.log: open: No such file or directory" "$tmp/err" ||
+  fail "one rank's file missing: no open message: $(head -3 "$tmp/err")"
+[ "$(grep -c "^logstat-mpi: .*open:" "$tmp/err")" = 1 ] ||
+  fail "one rank's file missing: the open message is not said once, by that rank: $(head -5 "$tmp/err")"
+[ ! -s "$tmp/out" ] || fail "one rank's file missing: something on stdout"
 rc=0
 mpi 2 - <"$tmp/a.log" >"$tmp/out" 2>"$tmp/err" || rc=$?
 [ "$rc" = 1 ] && grep -q "standard input cannot be split" "$tmp/err" ||
