@@ -129,8 +129,10 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
         point p;
         counter_sums idle;  // accumulated over timed repetitions
         double wall = 0;    // sum of timed repetitions
+        unsigned set_aside = 0;  // disturbed repetitions not kept
         bool done = false;
     };
+    host_meter meter(true);
     std::vector<state> states(counts.size());
     try {
         // One runtime per count, all alive for the whole probe: the idle ones
@@ -156,10 +158,30 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
             for (state& s : states) {
                 if (s.done) continue;
                 const auto before = s.rt->stats();
+                meter.start();
+                const double cpu0 = host_meter::own_cpu_seconds();
                 const auto t0 = std::chrono::steady_clock::now();
                 repetition(*s.rt);
                 const double t = seconds_since(t0);
+                const double cpu1 = host_meter::own_cpu_seconds();
+                const disturbance d = meter.finish(t, cpu1 - cpu0, s.p.workers, o.busy);
                 const auto after = s.rt->stats();
+                if (o.on_progress) {
+                    o.on_progress({r.name, s.p.workers, static_cast<unsigned>(s.p.seconds.size() + 1), t});
+                }
+                if (d.disturbed) {
+                    ++s.p.disturbed_reps;
+                    if (s.set_aside < o.max_disturbed) {
+                        ++s.set_aside;  // run again: the round comes back to this count
+                        any = true;
+                        continue;
+                    }
+                    s.p.disturbed = true;  // kept: the limit is reached
+                }
+                if (std::isfinite(d.others_cpus)) {
+                    s.p.others_cpus = std::isfinite(s.p.others_cpus) ? std::max(s.p.others_cpus, d.others_cpus)
+                                                                    : d.others_cpus;
+                }
                 s.p.seconds.push_back(t);
                 s.wall += t;
                 const counter_sums b = sum_counters(before);
@@ -169,9 +191,6 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
                 s.idle.failed += a.failed - b.failed;
                 s.idle.parked += a.parked - b.parked;
                 s.idle.join_wait += a.join_wait - b.join_wait;
-                if (o.on_progress) {
-                    o.on_progress({r.name, s.p.workers, static_cast<unsigned>(s.p.seconds.size()), t});
-                }
                 summarise(s.p);
                 const auto reps = static_cast<unsigned>(s.p.seconds.size());
                 s.done = reps >= max_reps ||
@@ -214,7 +233,36 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
     return r;
 }
 
+namespace {
+void decide(result& r);
+}  // namespace
+
 void analyse(result& r) {
+    decide(r);
+    r.disturbed_reps = 0;
+    r.disturbed = false;
+    unsigned kept = 0;
+    double others = k_nan;
+    for (const point& p : r.points) {
+        r.disturbed_reps += p.disturbed_reps;
+        r.disturbed = r.disturbed || p.disturbed;
+        if (std::isfinite(p.others_cpus)) others = std::isfinite(others) ? std::max(others, p.others_cpus) : p.others_cpus;
+        if (p.disturbed) ++kept;
+    }
+    if (r.disturbed && r.verdict != limit::failed) {
+        // Never fitted silently: the verdict stands, but says first that the
+        // figures are a busy host's too.
+        std::string busy = "the host was busy: " + std::to_string(r.disturbed_reps) + " repetition" +
+                           (r.disturbed_reps == 1 ? "" : "s") + " disturbed, kept at " + std::to_string(kept) +
+                           (kept == 1 ? " count" : " counts") + " after the retries";
+        if (std::isfinite(others)) busy += fmt(" (other processes used up to %.2f cpus)", others);
+        r.why = busy + "; " + r.why;
+    }
+}
+
+namespace {
+
+void decide(result& r) {
     std::stable_sort(r.points.begin(), r.points.end(), [](const point& a, const point& b) {
         return a.workers != b.workers ? a.workers < b.workers : a.ranks < b.ranks;
     });
@@ -344,6 +392,8 @@ void analyse(result& r) {
         r.why += "; " + r.amdahl.note;
     }
 }
+
+}  // namespace
 
 double measure_steal_cost() {
     static std::once_flag once;

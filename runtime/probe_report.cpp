@@ -140,6 +140,7 @@ public:
     void value(long v) { raw(std::to_string(v)); }
     void value(std::string_view s) { raw(quote(s)); }
     void value(const char* s) { raw(quote(s)); }
+    void value(bool b) { raw(b ? "true" : "false"); }
     void null() { raw("null"); }
 
     /// Ends the document with a newline.
@@ -301,6 +302,9 @@ void write_point(json_out& j, const point& p) {
     if (!std::isnan(p.user_s)) j.key("user_s").value(p.user_s);
     if (!std::isnan(p.sys_s)) j.key("sys_s").value(p.sys_s);
     if (p.peak_rss_kb >= 0) j.key("peak_rss_kb").value(p.peak_rss_kb);
+    j.key("disturbed_reps").value(p.disturbed_reps);
+    j.key("disturbed").value(p.disturbed);
+    j.key("others_cpus").value(p.others_cpus);  // null where not measured
     j.end_object();
 }
 
@@ -378,6 +382,8 @@ void write_result(json_out& j, const result& r) {
     j.end_array();
     if (r.graph) write_work_span(j, *r.graph);
     if (r.pipeline) write_pipeline(j, *r.pipeline);
+    j.key("disturbed_reps").value(r.disturbed_reps);
+    j.key("disturbed").value(r.disturbed);
     j.key("verdict").value(to_string(r.verdict));
     j.key("why").value(r.why);
     if (!r.error.empty()) j.key("error").value(r.error);

@@ -48,7 +48,8 @@ check_json() {
 
 # --- A probe that succeeds: counts substituted, exported, all in the JSON. ---
 # FORKLINE_WORKERS=1 in our environment must be replaced, not inherited.
-FORKLINE_WORKERS=1 run_probe --workers 1,2,3 --warmup 1 --min-reps 2 --reps 4 \
+# --busy-retries 0: a busy test machine must not add runs to the counts checked.
+FORKLINE_WORKERS=1 run_probe --workers 1,2,3 --warmup 1 --min-reps 2 --reps 4 --busy-retries 0 \
   --json "$tmp/ok.json" --csv "$tmp/ok.csv" --out "$tmp/report" --no-plots -- \
   "$child" --ms 3 --workers-arg '{workers}' --expect-env --tag 'w{workers}-{workers}' --log "$tmp/ok.log"
 [ "$status" = 0 ] || fail "a probe of a good command exited $status: $(tail -20 "$tmp/out")"
@@ -112,7 +113,7 @@ checks=$((checks + 1))
 # --- A command that fails at one count stops the probe, unfitted. ---
 # Its last stderr line comes after 100 kB of noise: only the tail is kept,
 # and the line must be in it.
-run_probe --workers 1,2,3 --warmup 1 --min-reps 2 --reps 3 --json "$tmp/fail.json" --out "$tmp/report" --no-plots -- \
+run_probe --workers 1,2,3 --warmup 1 --min-reps 2 --reps 3 --busy-retries 0 --json "$tmp/fail.json" --out "$tmp/report" --no-plots -- \
   "$child" --ms 1 --fail-at 2 --noise 100000 --log "$tmp/fail.log"
 [ "$status" != 0 ] || fail "a command that exits 5 at 2 workers: forkline-probe exited 0"
 grep -q "failing on purpose at 2 workers" "$tmp/out" || fail "the command's stderr line is not shown: $(tail -5 "$tmp/out")"
@@ -166,7 +167,7 @@ checks=$((checks + 1))
 
 # --- --ranks: every (ranks, workers) pair, {ranks} and {workers} substituted,
 # fitted over ranks x workers (the pairs of the same product pooled). ---
-run_probe --ranks 1,2 --workers 1,2 --warmup 1 --min-reps 2 --reps 3 --nodes 10,100 --node-workers 4 \
+run_probe --ranks 1,2 --workers 1,2 --warmup 1 --min-reps 2 --reps 3 --nodes 10,100 --node-workers 4 --busy-retries 0 \
   --json "$tmp/ranks.json" --csv "$tmp/ranks.csv" --out "$tmp/report" --no-plots -- \
   "$child" --ms 3 --workers-arg '{workers}' --ranks-arg '{ranks}' --expect-env --tag 'r{ranks}' --log "$tmp/ranks.log"
 [ "$status" = 0 ] || fail "a probe with --ranks exited $status: $(tail -20 "$tmp/out")"
@@ -207,5 +208,30 @@ run_probe --ranks 1,2 --no-plots
 run_probe --ranks 0,1 --no-plots -- "$child" --ms 1
 [ "$status" = 2 ] && grep -q -- "--ranks: .*'0'" "$tmp/out" || fail "--ranks 0: status $status: $(cat "$tmp/out")"
 checks=$((checks + 1))
+
+# --- A busy host: a spinning process on one of our cpus. The runs are long
+# enough (>= 0.3 s) for /proc/stat's 10 ms ticks to tell one cpu of others'
+# work from none; the probe must say BUSY, and --strict must exit 3. ---
+if command -v taskset >/dev/null 2>&1; then
+  cpu=$(taskset -pc $$ | sed 's/.*: *//; s/[,-].*//')
+  taskset -c "$cpu" bash -c 'while :; do :; done' &
+  spinner=$!
+  run_probe --workers 1 --warmup 0 --min-reps 2 --reps 2 --busy-retries 1 --strict --json "$tmp/busy.json" \
+    --out "$tmp/report" --no-plots -- "$child" --ms 300
+  kill "$spinner" 2>/dev/null || true
+  wait "$spinner" 2>/dev/null || true
+  [ "$status" = 3 ] || fail "--strict with a spinning process on cpu $cpu: exit status $status, want 3: $(tail -8 "$tmp/out")"
+  grep -q "^host: *BUSY" "$tmp/out" || fail "a busy host is not reported: $(tail -8 "$tmp/out")"
+  grep -q "the host was busy" "$tmp/out" || fail "the verdict does not say the host was busy: $(tail -8 "$tmp/out")"
+  check_json "$tmp/busy.json" "the JSON of a busy run" '
+import json, sys
+w = json.load(open(sys.argv[1]))["workloads"][0]
+assert w["disturbed_reps"] >= 2, "disturbed_reps %s with a spinning process" % w["disturbed_reps"]
+assert w["disturbed"], "kept disturbed repetitions past the retries, but disturbed is false"
+p = w["points"][0]
+assert p["others_cpus"] is not None and p["others_cpus"] > 0.5, "others_cpus %s with a spinning process" % p["others_cpus"]
+'
+  checks=$((checks + 1))
+fi
 
 echo "probe_test: $checks checks passed"

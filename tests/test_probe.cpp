@@ -2,6 +2,11 @@
 // in-process scaling probe and its verdicts, worker-count lists.
 #include <doctest/doctest.h>
 
+#include <sched.h>     // sched_getaffinity, sched_setaffinity
+#include <signal.h>    // kill, SIGKILL
+#include <sys/wait.h>  // waitpid
+#include <unistd.h>    // fork
+
 #include <atomic>     // atomic
 #include <chrono>     // steady_clock
 #include <cmath>      // isfinite, isnan
@@ -287,6 +292,7 @@ TEST_CASE("scaling: a curve with counters, every point measured") {
     o.min_reps = 2;
     o.max_reps = 3;
     o.target_spread = 0;  // never stable enough: every count runs max_reps
+    o.max_disturbed = 0;  // a busy test machine must not add repetitions
     unsigned progress_calls = 0;
     o.on_progress = [&](const probe::progress& p) {
         CHECK(p.name == "spin");
@@ -481,4 +487,49 @@ TEST_CASE("analyse: points of the same count in several processes pool their rep
     CHECK(r.usl.status != forkline::fit_status::bad_input);
     CHECK(r.amdahl.serial_fraction > 0.0);
     CHECK(r.amdahl.serial_fraction < 0.2);
+}
+
+TEST_CASE("scaling: a process spinning on one of our cpus makes the run disturbed, and the verdict says so") {
+    // The spinner is a child process pinned to a cpu a worker uses: its time
+    // shows in /proc/stat as others' and the worker sharing its cpu waits on
+    // the run queue. Only the busy side is asserted: a quiet CI machine
+    // cannot be promised.
+    cpu_set_t mask;
+    REQUIRE(sched_getaffinity(0, sizeof mask, &mask) == 0);
+    std::vector<unsigned> cpus;
+    for (unsigned c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &mask)) cpus.push_back(c);
+    }
+    REQUIRE(!cpus.empty());
+    const pid_t spinner = fork();
+    REQUIRE(spinner >= 0);
+    if (spinner == 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpus.back(), &one);
+        sched_setaffinity(0, sizeof one, &one);
+        std::atomic<unsigned long> spins{0};
+        for (;;) spins.fetch_add(1, std::memory_order_relaxed);
+    }
+    probe::options o;
+    o.workers = {static_cast<unsigned>(std::min<std::size_t>(cpus.size(), 4))};
+    o.warmup = 0;
+    o.min_reps = 2;
+    o.max_reps = 2;
+    o.max_disturbed = 1;
+    const probe::result r = probe::scaling("spin", [](forkline::runtime& rt) {
+        rt.run([] {
+            forkline::parallel_for(0, 64, 1, [](int) { spin_for(5ms); });  // 0.32 s of work per repetition
+        });
+    }, o);
+    kill(spinner, SIGKILL);
+    int status = 0;
+    waitpid(spinner, &status, 0);
+    INFO("why: " << r.why);
+    REQUIRE(r.points.size() == 1);
+    CHECK(r.points[0].disturbed_reps >= 2);
+    CHECK(r.disturbed_reps >= 2);
+    CHECK(r.points[0].disturbed);  // past the one retry: kept and marked
+    CHECK(r.disturbed);
+    CHECK(r.why.find("the host was busy") == 0);
 }

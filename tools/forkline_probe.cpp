@@ -66,6 +66,10 @@ const char* const k_usage =
     "  --csv FILE       also write the CSV there\n"
     "  --no-plots       no gnuplot pictures\n"
     "  --show-output    let a command's stdout and stderr through\n"
+    "  --strict         exit 3 when the host was busy (a repetition disturbed by\n"
+    "                   other processes or VM steal), even if run again\n"
+    "  --busy-retries N run a disturbed repetition again up to N times per count\n"
+    "                   (default 5), then keep it and mark the count\n"
     "  --ranks LIST     rank counts, as --workers (a command only; --workers then\n"
     "                   defaults to 1 per rank)\n"
     "  --nodes LIST     also say what the fits predict for that many nodes of\n"
@@ -260,6 +264,24 @@ std::string describe(const probe::result& r, const std::string& description) {
         if (!pb.bottleneck.empty()) out << " (bottleneck '" << pb.bottleneck << "')";
         out << "\n";
     }
+    {
+        // How busy the host was: other processes' cpus, disturbed repetitions.
+        double others = -1;
+        for (const probe::point& p : r.points) {
+            if (std::isfinite(p.others_cpus)) others = std::max(others, p.others_cpus);
+        }
+        if (others >= 0 || r.disturbed_reps > 0) {
+            out << "host:       ";
+            if (r.disturbed_reps == 0) {
+                out << "quiet";
+            } else {
+                out << "BUSY: " << r.disturbed_reps << " repetition" << (r.disturbed_reps == 1 ? "" : "s")
+                    << " disturbed" << (r.disturbed ? ", some kept past the retries" : ", each run again");
+            }
+            if (others >= 0) out << " (other processes used at most " << fixed(others, 2) << " cpus in a kept repetition)";
+            out << "\n";
+        }
+    }
     out << "verdict:    " << probe::to_string(r.verdict);
     if (!r.why.empty()) out << ": " << r.why;
     out << "\n\n";
@@ -295,7 +317,7 @@ int main(int argc, char** argv) {
     effort level = effort::normal;
     bool reps_given = false, min_given = false, spread_given = false;
     std::string out_dir, json_file, csv_file;
-    bool plots = true, show_output = false, list = false;
+    bool plots = true, show_output = false, list = false, strict = false;
     std::vector<std::string> names, command;
     std::vector<unsigned> ranks, nodes;
     unsigned node_workers = 0;
@@ -359,6 +381,10 @@ int main(int argc, char** argv) {
             csv_file = value();
         } else if (a == "--no-plots") {
             plots = false;
+        } else if (a == "--busy-retries") {
+            o.max_disturbed = parse_unsigned(a, value(), 0);
+        } else if (a == "--strict") {
+            strict = true;
         } else if (a == "--show-output") {
             show_output = true;
         } else if (a == "--list") {
@@ -487,6 +513,15 @@ int main(int argc, char** argv) {
             if (r.verdict == probe::limit::failed) {
                 std::cerr << "forkline-probe: " << r.name << " failed: " << r.error << "\n";
                 return 1;
+            }
+        }
+        if (strict) {
+            for (const probe::result& r : results) {
+                if (r.disturbed_reps > 0) {
+                    std::cerr << "forkline-probe: --strict: the host was busy during " << r.name << " ("
+                              << r.disturbed_reps << " disturbed repetitions)\n";
+                    return 3;
+                }
             }
         }
         return 0;

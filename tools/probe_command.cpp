@@ -460,12 +460,15 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
         r.points[i].workers = shapes[i].ranks > 0 ? shapes[i].ranks * shapes[i].workers : shapes[i].workers;
     }
 
+    probe::host_meter meter(false);
+    std::vector<unsigned> set_aside(shapes.size(), 0);  // disturbed runs not kept, per shape
     // One run of shape i; false when it failed, with r.error said.
     auto run_once = [&](std::size_t i, unsigned repetition) -> bool {
         const unsigned w = shapes[i].workers;
         const unsigned total = r.points[i].workers;
         command_run c;
         try {
+            meter.start();
             c = run_command(substitute_workers(argv, w, shapes[i].ranks), w, show_output);
         } catch (const std::exception& e) {
             r.error = r.command + at_workers(total, shapes[i].ranks) + " could not be run: " + e.what();
@@ -475,13 +478,28 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
             r.error = failure_text(r.command, total, shapes[i].ranks, c);
             return false;
         }
-        if (repetition > 0) {
+        if (o.on_progress) o.on_progress(probe::progress{r.name, total, repetition, c.wall_s});
+        if (repetition == 0) return true;
+        probe::point& p = r.points[i];
+        // The command's own CPU time is its rusage (children included).
+        const probe::disturbance d = meter.finish(c.wall_s, c.user_s + c.sys_s, total, o.busy);
+        if (d.disturbed) {
+            ++p.disturbed_reps;
+            if (set_aside[i] < o.max_disturbed) {
+                ++set_aside[i];  // not kept: the rounds run this shape again
+                return true;
+            }
+            p.disturbed = true;
+        }
+        if (std::isfinite(d.others_cpus)) {
+            p.others_cpus = std::isfinite(p.others_cpus) ? std::max(p.others_cpus, d.others_cpus) : d.others_cpus;
+        }
+        {
             r.points[i].seconds.push_back(c.wall_s);
             usage[i].user_s.push_back(c.user_s);
             usage[i].sys_s.push_back(c.sys_s);
             usage[i].peak_rss_kb.push_back(static_cast<double>(c.peak_rss_kb));
         }
-        if (o.on_progress) o.on_progress(probe::progress{r.name, total, repetition, c.wall_s});
         return true;
     };
     // The stop rule of probe::scaling; every count gets at least one timed run.

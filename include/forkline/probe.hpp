@@ -21,6 +21,7 @@
 #include <cstdint>      // uint64_t
 #include <functional>   // function (per repetition, never per task)
 #include <iosfwd>       // ostream
+#include <limits>       // numeric_limits
 #include <optional>     // optional
 #include <span>         // span
 #include <string>       // string
@@ -69,6 +70,13 @@ struct point {
     /// point's: above 1 when each piece of work gets slower as workers are
     /// added (memory bandwidth, shared caches, contention). NaN when unknown.
     double work_inflation = 0;
+    /// Repetitions found disturbed (a busy host, see disturbance): each was
+    /// set aside and run again, up to options::max_disturbed per count;
+    /// past that they were kept, and `disturbed` says so.
+    unsigned disturbed_reps = 0;
+    bool disturbed = false;  ///< some of `seconds` come from disturbed repetitions
+    /// The largest others_cpus over the kept repetitions (NaN: not measured).
+    double others_cpus = std::numeric_limits<double>::quiet_NaN();
     /// External-command runs: medians of the child's rusage. NaN / -1 in-process.
     double user_s = 0;
     double sys_s = 0;        ///< system CPU time, as user_s
@@ -128,6 +136,61 @@ enum class limit {
 /// "scales", "parallelism", ... as the JSON output spells them.
 const char* to_string(limit l) noexcept;
 
+/// How busy the host was during one repetition, from outside the workload:
+/// see "Busy host" in runtime/DESIGN.md. NaN where not measured.
+struct disturbance {
+    /// Other processes' CPU time on the cpus this process may use (from
+    /// /proc/stat, less this process's or the command's own rusage), over
+    /// the repetition's wall time: 1.0 is one whole cpu taken by others.
+    double others_cpus = std::numeric_limits<double>::quiet_NaN();
+    /// How far others_cpus may be off: /proc/stat counts in clock ticks,
+    /// so one tick per cpu at each end, over the wall time.
+    double others_error = std::numeric_limits<double>::quiet_NaN();
+    /// VM steal time on those cpus over wall time x cpus (the hypervisor ran
+    /// someone else while a vcpu wanted to run).
+    double steal_share = std::numeric_limits<double>::quiet_NaN();
+    /// In-process: the time this process's threads waited on a run queue
+    /// (/proc/self/task/*/schedstat) over wall time x workers.
+    double wait_share = std::numeric_limits<double>::quiet_NaN();
+    bool disturbed = false;  ///< beyond the thresholds of options / the tool
+};
+
+/// Thresholds for calling a repetition disturbed (see disturbance).
+struct busy_thresholds {
+    double others_cpus = 0.25;  ///< others_cpus less its error above this
+    double steal_share = 0.05;  ///< steal above this
+    double wait_share = 0.05;   ///< in-process run-queue wait above this
+};
+
+/// Measures a disturbance around one repetition: start() before it,
+/// finish() after. Reads /proc/stat (and, with in_process, this process's
+/// threads' schedstat); where those cannot be read every figure stays NaN
+/// and nothing is called disturbed.
+class host_meter {
+public:
+    explicit host_meter(bool in_process);
+    void start();
+    /// own_cpu_s: the CPU time of the measured work in the repetition (this
+    /// process's rusage difference, or the command's); workers: how many
+    /// threads the work ran on (for wait_share).
+    disturbance finish(double wall_s, double own_cpu_s, unsigned workers, const busy_thresholds& t) const;
+    /// This process's user + system CPU time so far, in seconds.
+    static double own_cpu_seconds();
+
+private:
+    struct stat_sample {
+        double busy_s = 0, steal_s = 0;
+        bool ok = false;
+    };
+    stat_sample read_stat() const;
+    double read_wait() const;  // this process's threads' run-queue wait, seconds; NaN if unknown
+    bool m_in_process;
+    std::vector<unsigned> m_cpus;  // the cpus this process may use
+    double m_tick_s = 0.01;
+    stat_sample m_before;
+    double m_wait_before = 0;
+};
+
 /// The outcome of probing one workload.
 struct result {
     std::string name;                        ///< the workload's name
@@ -140,6 +203,11 @@ struct result {
     limit verdict = limit::unknown;          ///< what limits the curve
     std::string why;    ///< one or two sentences with the numbers behind the verdict
     std::string error;  ///< set when the workload failed (verdict failed)
+    /// Repetitions found disturbed over all counts (set aside or kept), and
+    /// whether any kept one was: then the figures are the busy host's too,
+    /// and `why` starts by saying so.
+    unsigned disturbed_reps = 0;
+    bool disturbed = false;
 };
 
 /// A progress report after every repetition (the tool prints a line from it).
@@ -171,6 +239,11 @@ struct options {
     bool use_smt = false;  ///< also place workers on SMT siblings (see default_worker_counts())
     /// Called after each repetition; may be empty.
     std::function<void(const progress&)> on_progress;
+    /// When a repetition counts as disturbed (a busy host).
+    busy_thresholds busy;
+    /// Disturbed repetitions set aside and run again per count; past this
+    /// they are kept and the point is marked disturbed. 0: never set aside.
+    unsigned max_disturbed = 5;
 };
 
 /// 1, 2, ... up to 8, then P/4, P/2, 3P/4 where above 8, and always P =
@@ -246,7 +319,8 @@ double measure_steal_cost();
 /// "amdahl": {"serial_fraction", "ci_low", "ci_high", "max_speedup",
 /// "status", "note"}, "usl": {"alpha", "beta", "gamma", "peak_workers"
 /// (null without a peak), "max_speedup", "status", "note"}, "karp_flatt":
-/// [...], "work_span"?, "pipeline"?, "verdict", "why", "error"?}]}. NaN and
+/// [...], "work_span"?, "pipeline"?, "disturbed_reps", "disturbed", "verdict", "why", "error"?}]}
+/// (each point also has "disturbed_reps", "disturbed", "others_cpus"). NaN and
 /// infinity are written as null.
 void write_json(std::ostream& out, std::span<const result> results);
 /// One row per (workload, worker count): name,workers,median_s,min_s,max_s,
