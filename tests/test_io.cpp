@@ -641,42 +641,57 @@ TEST_CASE("a file cached only in part switches between inline and I/O-thread rea
             const std::string& text = whole_lines ? lines : data;
             const std::size_t pieces = (text.size() + k_chunk - 1) / k_chunk;
             const io::reader_options opts{.chunk_bytes = k_chunk, .depth = 4, .whole_lines = whole_lines, .io = b};
+            // A NOWAIT read of a missing page starts the kernel's readahead
+            // itself, and on a device that completes reads at once (a VM's
+            // disk backed by the host's cache) the page can be there by the
+            // read's second look: that chunk is then rightly read inline. So
+            // each case must show the switch in one of k_tries evictions;
+            // every try must read the right bytes.
+            constexpr int k_tries = 3;
             {
                 // The first half cached: inline, then the I/O thread.
-                put_file(dir.file("in"), text);
-                REQUIRE(cache_only(dir.file("in"), 0, half));
-                io::reader in(dir.file("in"), opts);
-                const std::vector<io::chunk> chunks = read_all_polling(in);
-                if (whole_lines) {
-                    check_whole_lines(chunks, text, k_chunk);
-                } else {
-                    CHECK(text_of(chunks) == text);
-                    CHECK(chunks.size() == pieces);
+                bool switched = false;
+                for (int t = 0; t < k_tries && !switched; ++t) {
+                    put_file(dir.file("in"), text);
+                    REQUIRE(cache_only(dir.file("in"), 0, half));
+                    io::reader in(dir.file("in"), opts);
+                    const std::vector<io::chunk> chunks = read_all_polling(in);
+                    if (whole_lines) {
+                        check_whole_lines(chunks, text, k_chunk);
+                    } else {
+                        CHECK(text_of(chunks) == text);
+                        CHECK(chunks.size() == pieces);
+                    }
+                    CHECK(in.inline_chunks() >= half / k_chunk);
+                    switched = in.inline_chunks() < pieces;
                 }
-                CHECK(in.inline_chunks() >= half / k_chunk);
-                CHECK(in.inline_chunks() < pieces);
+                CHECK(switched);
             }
             {
                 // The second half cached: the I/O thread, then inline again.
                 // Its runs (2, 4, 8 ... times depth chunks) end before the
                 // end of the file, so the cached half is found.
-                put_file(dir.file("in"), text);
-                REQUIRE(cache_only(dir.file("in"), half, text.size()));
-                const int fd = ::open(dir.file("in").c_str(), O_RDONLY | O_CLOEXEC);
-                REQUIRE(fd >= 0);
-                {
-                    io::reader in(fd, "half cached", opts);
-                    const std::vector<io::chunk> chunks = read_all(in);
-                    if (whole_lines) {
-                        check_whole_lines(chunks, text, k_chunk);
-                    } else {
-                        CHECK(text_of(chunks) == text);
+                bool switched = false;
+                for (int t = 0; t < k_tries && !switched; ++t) {
+                    put_file(dir.file("in"), text);
+                    REQUIRE(cache_only(dir.file("in"), half, text.size()));
+                    const int fd = ::open(dir.file("in").c_str(), O_RDONLY | O_CLOEXEC);
+                    REQUIRE(fd >= 0);
+                    {
+                        io::reader in(fd, "half cached", opts);
+                        const std::vector<io::chunk> chunks = read_all(in);
+                        if (whole_lines) {
+                            check_whole_lines(chunks, text, k_chunk);
+                        } else {
+                            CHECK(text_of(chunks) == text);
+                        }
+                        CHECK(in.inline_chunks() > 0);
+                        switched = in.inline_chunks() < pieces;
                     }
-                    CHECK(in.inline_chunks() > 0);
-                    CHECK(in.inline_chunks() < pieces);
+                    CHECK(::lseek(fd, 0, SEEK_CUR) == static_cast<off_t>(text.size()));
+                    ::close(fd);
                 }
-                CHECK(::lseek(fd, 0, SEEK_CUR) == static_cast<off_t>(text.size()));
-                ::close(fd);
+                CHECK(switched);
             }
         }
     }
