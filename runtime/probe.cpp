@@ -68,6 +68,7 @@ const char* to_string(limit l) noexcept {
         case limit::serial_stage: return "serial-stage-limited";
         case limit::overhead: return "overhead-limited";
         case limit::bandwidth: return "bandwidth-limited";
+        case limit::host: return "host-limited";
         case limit::serial_fraction: return "serial-fraction-limited";
         case limit::failed: return "failed";
     }
@@ -147,6 +148,9 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
             c.stats = "off";  // one report per probed count would drown the tables
             states[i].rt = std::make_unique<runtime>(c);
             states[i].p.workers = counts[i];
+            for (const compute_ceiling& c : o.ceiling) {
+                if (c.workers == counts[i]) states[i].p.host_slowdown = c.slowdown;
+            }
             for (unsigned w = 0; w < o.warmup; ++w) {
                 const auto t0 = std::chrono::steady_clock::now();
                 repetition(*states[i].rt);
@@ -330,10 +334,23 @@ void decide(result& r) {
                 " with steal costs): too little to keep more workers busy";
         return;
     }
+    // The host's compute ceiling at this count: work that takes h times
+    // longer per thread on any workload (see compute_ceiling).
+    const double h = top.host_slowdown;
+    const bool host_known = std::isfinite(h) && h > 0;
+    const std::string host_text =
+        host_known ? fmt("the host's compute slowdown is %.2fx", h) + " at " + std::to_string(top.workers) + " workers"
+                   : "";
     if (top.efficiency >= 0.9) {
         r.verdict = limit::scales;
         r.why = at;
         if (r.graph) r.why += fmt("; parallelism %.3g leaves room for more workers", r.graph->burdened_parallelism);
+        return;
+    }
+    if (host_known && h > 1.05 && top.efficiency * h >= 0.9) {
+        r.verdict = limit::host;
+        r.why = at + "; " + host_text + fmt(", so %.2f is as far as this host lets any work go", 1 / h) +
+                fmt(" (efficiency %.2f against the ceiling)", top.efficiency * h);
         return;
     }
     if (top.shares) {
@@ -352,8 +369,16 @@ void decide(result& r) {
         for (const named& p : parts) {
             if (p.share > biggest->share) biggest = &p;
         }
-        const std::string inflation =
+        std::string inflation =
             std::isfinite(infl) ? fmt("each piece of work takes %.2fx its 1-worker time", infl) : "";
+        if (!inflation.empty() && host_known) inflation += ", of which " + host_text;
+        // Inflation the host's ceiling explains (within 10%) is the host's.
+        if (std::isfinite(infl) && infl > 1.1 && host_known && infl <= 1.1 * h && sh.working >= 0.85) {
+            r.verdict = limit::host;
+            r.why = at + fmt("; workers are busy %.0f%% of the time and ", 100 * sh.working) + inflation +
+                    ": the host's own scaling, not memory or the runtime";
+            return;
+        }
         if (std::isfinite(infl) && infl > 1.1 && sh.working >= 0.85) {
             r.verdict = limit::bandwidth;
             r.why = at + fmt("; workers are busy %.0f%% of the time but ", 100 * sh.working) + inflation +

@@ -305,6 +305,7 @@ void write_point(json_out& j, const point& p) {
     j.key("disturbed_reps").value(p.disturbed_reps);
     j.key("disturbed").value(p.disturbed);
     j.key("others_cpus").value(p.others_cpus);  // null where not measured
+    j.key("host_slowdown").value(p.host_slowdown);  // null where not measured
     j.end_object();
 }
 

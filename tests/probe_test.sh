@@ -21,8 +21,10 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# Whatever forkline-probe writes by default lands in here, not in the build tree.
+# Whatever forkline-probe writes by default lands in here, not in the build
+# tree, and its host ceiling cache too, not in the home directory.
 cd "$tmp"
+export XDG_CACHE_HOME="$tmp/cache"
 
 checks=0
 fail() {

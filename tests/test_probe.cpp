@@ -11,6 +11,9 @@
 #include <chrono>     // steady_clock
 #include <cmath>      // isfinite, isnan
 #include <cstdint>    // uint64_t
+#include <cstdlib>    // getenv, setenv
+#include <filesystem>  // temp_directory_path
+#include <limits>     // numeric_limits
 #include <stdexcept>  // runtime_error
 #include <algorithm>  // is_sorted
 #include <string>     // string
@@ -532,4 +535,92 @@ TEST_CASE("scaling: a process spinning on one of our cpus makes the run disturbe
     CHECK(r.points[0].disturbed);  // past the one retry: kept and marked
     CHECK(r.disturbed);
     CHECK(r.why.find("the host was busy") == 0);
+}
+
+TEST_CASE("verdict host: inflation the host's compute ceiling explains is the host's, not bandwidth") {
+    auto curve = [](double t2, double working2, double host2, bool shares) {
+        probe::result r;
+        r.name = "synthetic";
+        for (unsigned n : {1u, 2u}) {
+            probe::point p;
+            p.workers = n;
+            const double t = n == 1 ? 1.0 : t2;
+            p.seconds = {t, t, t};
+            if (shares) {
+                probe::time_shares s;
+                s.working = n == 1 ? 1.0 : working2;
+                s.parked = 1.0 - s.working;
+                p.shares = s;
+            }
+            p.host_slowdown = n == 1 ? 1.0 : host2;
+            r.points.push_back(p);
+        }
+        return r;
+    };
+    SUBCASE("busy workers, inflation 1.23x, host 1.2x: host") {
+        probe::result r = curve(0.62, 0.99, 1.2, true);
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::host);
+        CHECK(r.why.find("the host's compute slowdown is 1.20x at 2 workers") != std::string::npos);
+    }
+    SUBCASE("the same curve on a host that scales: bandwidth") {
+        probe::result r = curve(0.62, 0.99, 1.0, true);
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::bandwidth);
+    }
+    SUBCASE("unknown host: bandwidth, as before") {
+        probe::result r = curve(0.62, 0.99, std::numeric_limits<double>::quiet_NaN(), true);
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::bandwidth);
+    }
+    SUBCASE("an external command at the host's ceiling: host, not serial fraction") {
+        probe::result r = curve(0.6, 0, 1.15, false);
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::host);
+        CHECK(std::string(probe::to_string(r.verdict)) == "host-limited");
+    }
+    SUBCASE("an external command well below it: serial fraction") {
+        probe::result r = curve(0.8, 0, 1.05, false);
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::serial_fraction);
+    }
+}
+
+TEST_CASE("the compute ceiling: measured per count, cached per host, recalibrated on request") {
+    const std::filesystem::path cache =
+        std::filesystem::temp_directory_path() / ("forkline-ceiling-test-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(cache);
+    const char* old = std::getenv("XDG_CACHE_HOME");
+    const std::string saved = old != nullptr ? old : "";
+    ::setenv("XDG_CACHE_HOME", cache.c_str(), 1);
+    const unsigned counts[] = {1, 2};
+    const auto first = probe::host_compute_ceiling(counts, forkline::placement_policy::compact, false, false, 0.02);
+    REQUIRE(first.size() == 2);
+    CHECK(first[0].workers == 1);
+    CHECK(first[0].slowdown == doctest::Approx(1.0));
+    CHECK(first[1].workers == 2);
+    CHECK(std::isfinite(first[1].slowdown));
+    CHECK(first[1].slowdown > 0.3);
+    // The cache holds them: the same values back, to the digit printed.
+    std::size_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(cache / "forkline")) {
+        files += e.path().extension() == ".txt" ? 1 : 0;
+    }
+    CHECK(files == 1);
+    const auto again = probe::host_compute_ceiling(counts, forkline::placement_policy::compact, false, false, 0.02);
+    REQUIRE(again.size() == 2);
+    CHECK(again[1].slowdown == doctest::Approx(first[1].slowdown).epsilon(1e-5));
+    // A count it lacks is measured and added; a recalibration measures all.
+    const unsigned more[] = {1, 2, 3};
+    const auto added = probe::host_compute_ceiling(more, forkline::placement_policy::compact, false, false, 0.02);
+    REQUIRE(added.size() == 3);
+    CHECK(added[1].slowdown == doctest::Approx(first[1].slowdown).epsilon(1e-5));
+    const auto fresh = probe::host_compute_ceiling(more, forkline::placement_policy::compact, false, true, 0.02);
+    CHECK(fresh.size() == 3);
+    if (saved.empty()) {
+        ::unsetenv("XDG_CACHE_HOME");
+    } else {
+        ::setenv("XDG_CACHE_HOME", saved.c_str(), 1);
+    }
+    std::filesystem::remove_all(cache);
 }

@@ -11,6 +11,7 @@
 
 #include <algorithm>   // max
 #include <cerrno>      // errno
+#include <chrono>      // steady_clock
 #include <cmath>       // isfinite
 #include <cstdio>      // fprintf, snprintf, fflush
 #include <cstdlib>     // strtod, strtoul
@@ -68,6 +69,8 @@ const char* const k_usage =
     "  --show-output    let a command's stdout and stderr through\n"
     "  --strict         exit 3 when the host was busy (a repetition disturbed by\n"
     "                   other processes or VM steal), even if run again\n"
+    "  --no-ceiling     do not measure the host's compute ceiling first\n"
+    "  --recalibrate    measure it afresh (it is cached per host otherwise)\n"
     "  --busy-retries N run a disturbed repetition again up to N times per count\n"
     "                   (default 5), then keep it and mark the count\n"
     "  --ranks LIST     rank counts, as --workers (a command only; --workers then\n"
@@ -194,6 +197,9 @@ std::string describe(const probe::result& r, const std::string& description) {
         << pad("spread", 7) << pad("speedup", 8) << pad("effic", 6) << pad("K-F", 7);
     if (shares) out << pad("work", 6) << pad("steal", 6) << pad("fail", 6) << pad("park", 6) << pad("join", 6) << pad("infl", 6);
     if (rusage) out << pad("user", 9) << pad("sys", 9) << pad("RSS MB", 8);
+    bool host = false;
+    for (const probe::point& p : r.points) host = host || std::isfinite(p.host_slowdown);
+    if (host) out << pad("host", 6);
     out << "\n";
     for (const probe::point& p : r.points) {
         if (ranked) out << pad(shape_text(p), 6);
@@ -214,6 +220,7 @@ std::string describe(const probe::result& r, const std::string& description) {
             out << pad(fixed(p.user_s, 2), 9) << pad(fixed(p.sys_s, 2), 9)
                 << pad(p.peak_rss_kb >= 0 ? fixed(static_cast<double>(p.peak_rss_kb) / 1024.0, 1) : "-", 8);
         }
+        if (host) out << pad(fixed(p.host_slowdown, 2), 6);
         out << "\n";
     }
     if (r.verdict == probe::limit::failed) {
@@ -318,6 +325,7 @@ int main(int argc, char** argv) {
     bool reps_given = false, min_given = false, spread_given = false;
     std::string out_dir, json_file, csv_file;
     bool plots = true, show_output = false, list = false, strict = false;
+    bool ceiling = true, recalibrate = false;
     std::vector<std::string> names, command;
     std::vector<unsigned> ranks, nodes;
     unsigned node_workers = 0;
@@ -381,6 +389,10 @@ int main(int argc, char** argv) {
             csv_file = value();
         } else if (a == "--no-plots") {
             plots = false;
+        } else if (a == "--no-ceiling") {
+            ceiling = false;
+        } else if (a == "--recalibrate") {
+            recalibrate = true;
         } else if (a == "--busy-retries") {
             o.max_disturbed = parse_unsigned(a, value(), 0);
         } else if (a == "--strict") {
@@ -461,6 +473,28 @@ int main(int argc, char** argv) {
         std::vector<probe::result> results;
         std::vector<std::string> descriptions;
         std::string report;
+        if (ceiling) {
+            // The host first: what any work gets per thread at each count.
+            std::vector<unsigned> totals;
+            for (const unsigned w : o.workers) {
+                if (ranks.empty()) totals.push_back(w);
+                for (const unsigned n : ranks) totals.push_back(n * w);
+            }
+            std::sort(totals.begin(), totals.end());
+            totals.erase(std::unique(totals.begin(), totals.end()), totals.end());
+            const auto t0 = std::chrono::steady_clock::now();
+            o.ceiling = probe::host_compute_ceiling(totals, o.policy, o.use_smt, recalibrate,
+                                                    level == effort::thorough ? 0.1 : 0.05);
+            const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            std::string line = "host ceiling: compute slowdown per thread";
+            for (const probe::compute_ceiling& c : o.ceiling) {
+                line += " " + fixed(c.slowdown, 2) + "x at " + std::to_string(c.workers) + ",";
+            }
+            if (!o.ceiling.empty()) line.pop_back();
+            line += took > 0.05 ? " (measured in " + fixed(took, 1) + " s)" : " (cached)";
+            std::cout << line << "\n\n";
+            report += line + "\n\n";
+        }
         auto finish_one = [&](probe::result r, std::string description) {
             if (tty) std::fprintf(stderr, "\r\033[K");
             std::string text = describe(r, description);

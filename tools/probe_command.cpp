@@ -458,6 +458,9 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
     for (std::size_t i = 0; i < shapes.size(); ++i) {
         r.points[i].ranks = shapes[i].ranks;
         r.points[i].workers = shapes[i].ranks > 0 ? shapes[i].ranks * shapes[i].workers : shapes[i].workers;
+        for (const probe::compute_ceiling& c : o.ceiling) {
+            if (c.workers == r.points[i].workers) r.points[i].host_slowdown = c.slowdown;
+        }
     }
 
     probe::host_meter meter(false);

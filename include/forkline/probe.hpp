@@ -77,6 +77,10 @@ struct point {
     bool disturbed = false;  ///< some of `seconds` come from disturbed repetitions
     /// The largest others_cpus over the kept repetitions (NaN: not measured).
     double others_cpus = std::numeric_limits<double>::quiet_NaN();
+    /// The host's compute slowdown at this count (compute_ceiling): how much
+    /// longer independent, cache-resident work takes per thread with this
+    /// many threads running than with one. NaN when not measured.
+    double host_slowdown = std::numeric_limits<double>::quiet_NaN();
     /// External-command runs: medians of the child's rusage. NaN / -1 in-process.
     double user_s = 0;
     double sys_s = 0;        ///< system CPU time, as user_s
@@ -130,6 +134,7 @@ enum class limit {
     serial_stage,     ///< a pipeline at its serial-stage bound
     overhead,         ///< workers busy searching, failing to steal, waiting in joins
     bandwidth,        ///< workers busy, but each piece of work slower: memory or shared caches
+    host,             ///< as far as the host's own compute ceiling lets any work scale (see compute_ceiling)
     serial_fraction,  ///< external runs: Amdahl's s explains the curve, no counters to say more
     failed,           ///< the workload failed; no fit
 };
@@ -191,6 +196,32 @@ private:
     double m_wait_before = 0;
 };
 
+/// The host's own compute ceiling at one thread count: N threads, pinned as
+/// N workers would be, each running an independent loop (integer and
+/// floating-point arithmetic on registers, no shared data, no memory
+/// traffic). Per-thread speed at N against 1 is what the host gives any work
+/// (turbo falling as cores wake, SMT siblings, a hypervisor's vcpus); a
+/// workload's work inflation up to it is the host's, not the workload's.
+struct compute_ceiling {
+    unsigned workers = 0;
+    double slowdown = 1;  ///< per-thread time at `workers` over at 1 (>= ~1)
+};
+
+/// Measures compute_ceiling at each count, on runtimes placed as scaling()
+/// places them (policy, use_smt), `seconds` of loop per count (the median of
+/// three windows). About counts.size() x seconds x 3 in all.
+std::vector<compute_ceiling> measure_compute_ceiling(std::span<const unsigned> counts,
+                                                     placement_policy policy = placement_policy::compact,
+                                                     bool use_smt = false, double seconds = 0.1);
+
+/// The ceiling as measured before on this host (a file under
+/// $XDG_CACHE_HOME/forkline or ~/.cache/forkline, keyed by cpu model, cpus
+/// this process may use, placement and kernel), measuring and saving the
+/// counts it lacks; `recalibrate` measures every count afresh. A cache that
+/// cannot be read or written is measured around, not an error.
+std::vector<compute_ceiling> host_compute_ceiling(std::span<const unsigned> counts, placement_policy policy,
+                                                  bool use_smt, bool recalibrate, double seconds = 0.1);
+
 /// The outcome of probing one workload.
 struct result {
     std::string name;                        ///< the workload's name
@@ -244,6 +275,10 @@ struct options {
     /// Disturbed repetitions set aside and run again per count; past this
     /// they are kept and the point is marked disturbed. 0: never set aside.
     unsigned max_disturbed = 5;
+    /// The host's compute ceiling (measure_compute_ceiling); where it has a
+    /// count, that point's host_slowdown is set and the verdict can say
+    /// "host". Empty: not used.
+    std::vector<compute_ceiling> ceiling;
 };
 
 /// 1, 2, ... up to 8, then P/4, P/2, 3P/4 where above 8, and always P =
@@ -320,7 +355,7 @@ double measure_steal_cost();
 /// "status", "note"}, "usl": {"alpha", "beta", "gamma", "peak_workers"
 /// (null without a peak), "max_speedup", "status", "note"}, "karp_flatt":
 /// [...], "work_span"?, "pipeline"?, "disturbed_reps", "disturbed", "verdict", "why", "error"?}]}
-/// (each point also has "disturbed_reps", "disturbed", "others_cpus"). NaN and
+/// (each point also has "disturbed_reps", "disturbed", "others_cpus", "host_slowdown"). NaN and
 /// infinity are written as null.
 void write_json(std::ostream& out, std::span<const result> results);
 /// One row per (workload, worker count): name,workers,median_s,min_s,max_s,
