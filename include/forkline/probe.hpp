@@ -173,7 +173,9 @@ struct busy_thresholds {
 /// and nothing is called disturbed.
 class host_meter {
 public:
+    /// in_process: also measure this process's threads' run-queue wait.
     explicit host_meter(bool in_process);
+    /// Takes the "before" readings; call just before the repetition.
     void start();
     /// own_cpu_s: the CPU time of the measured work in the repetition (this
     /// process's rusage difference, or the command's); workers: how many
@@ -203,7 +205,7 @@ private:
 /// (turbo falling as cores wake, SMT siblings, a hypervisor's vcpus); a
 /// workload's work inflation up to it is the host's, not the workload's.
 struct compute_ceiling {
-    unsigned workers = 0;
+    unsigned workers = 0;  ///< threads running at once
     double slowdown = 1;  ///< per-thread time at `workers` over at 1 (>= ~1)
 };
 
@@ -238,7 +240,7 @@ struct result {
     /// whether any kept one was: then the figures are the busy host's too,
     /// and `why` starts by saying so.
     unsigned disturbed_reps = 0;
-    bool disturbed = false;
+    bool disturbed = false;  ///< some point kept disturbed repetitions
 };
 
 /// A progress report after every repetition (the tool prints a line from it).
