@@ -84,8 +84,12 @@ double host_meter::read_wait() const {
     if (d == nullptr) return k_nan;
     double total = 0;
     bool any = false;
+    const std::string self = std::to_string(static_cast<long>(::gettid()));
     while (const dirent* e = readdir(d)) {
         if (e->d_name[0] == '.') continue;
+        // Not the calling thread: it waits for the repetition, and a wait of
+        // its own for a cpu the workers hold is this process's, not a busy host.
+        if (self == e->d_name) continue;
         const std::string path = std::string("/proc/self/task/") + e->d_name + "/schedstat";
         std::FILE* f = std::fopen(path.c_str(), "re");
         if (f == nullptr) continue;  // a thread that just ended

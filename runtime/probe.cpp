@@ -11,6 +11,7 @@
 #include <map>        // map (per-count state)
 #include <mutex>      // once_flag
 #include <string>     // string
+#include <thread>     // sleep_for
 
 #include "forkline/invoke.hpp"  // invoke (steal cost)
 
@@ -134,6 +135,16 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
         bool done = false;
     };
     host_meter meter(true);
+    // Waits, up to 200 ms, until every runtime but `except` has all its workers asleep.
+    const auto settle = [](std::vector<state>& all, const state* except) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        for (const state& o : all) {
+            if (&o == except || !o.rt) continue;
+            while (o.rt->sleeping_workers() < o.rt->worker_count() && std::chrono::steady_clock::now() < until) {
+                std::this_thread::sleep_for(std::chrono::microseconds(100));
+            }
+        }
+    };
     std::vector<state> states(counts.size());
     try {
         // One runtime per count, all alive for the whole probe: the idle ones
@@ -161,6 +172,11 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
             any = false;
             for (state& s : states) {
                 if (s.done) continue;
+                // The other counts' runtimes asleep first: a worker of the
+                // last one still searching before it parks shares a cpu with
+                // this one's (tens of ms on a loaded core), which is the
+                // probe's own interference, not the host's.
+                settle(states, &s);
                 const auto before = s.rt->stats();
                 meter.start();
                 const double cpu0 = host_meter::own_cpu_seconds();

@@ -1125,6 +1125,11 @@ runtime::~runtime() {
 
 unsigned runtime::worker_count() const noexcept { return m_core->m_plan.worker_count(); }
 
+unsigned runtime::sleeping_workers() const noexcept {
+    // relaxed: a snapshot for a poll, nothing is published through it.
+    return m_core->m_idle.sleepers.load(std::memory_order_relaxed);
+}
+
 const placement_plan& runtime::plan() const noexcept { return m_core->m_plan; }
 
 void runtime::stop() noexcept {

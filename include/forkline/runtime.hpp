@@ -222,6 +222,11 @@ public:
 
     /// The number of workers, fixed for the runtime's life.
     unsigned worker_count() const noexcept;
+    /// How many workers are asleep now (parked, or about to be): a snapshot,
+    /// for tools that want a runtime settled before they time something
+    /// else (the probe waits for it between its points). worker_count()
+    /// when the runtime is idle and settled.
+    unsigned sleeping_workers() const noexcept;
     /// Where each worker runs, and how far apart they are.
     const placement_plan& plan() const noexcept;
 
