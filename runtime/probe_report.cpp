@@ -378,6 +378,18 @@ void write_result(json_out& j, const result& r) {
     j.end_array();
     write_amdahl(j, r.amdahl);
     write_usl(j, r.usl);
+    if (!r.points.empty()) {
+        // The USL's figures at the largest count measured (null without a fit).
+        const usl_costs c = usl_costs_at(r.usl, r.points.back().workers);
+        j.key("usl_costs").begin_object(true);
+        j.key("workers").value(c.workers);
+        j.key("effective_workers").value(c.speedup);
+        j.key("paths").value(c.paths);
+        j.key("contention_share").value(c.contention_share);
+        j.key("coherency_share").value(c.coherency_share);
+        j.key("half_efficiency_workers").value(c.half_efficiency_workers);
+        j.end_object();
+    }
     j.key("karp_flatt").begin_array(true);
     for (const point& p : r.points) j.value(p.karp_flatt);
     j.end_array();

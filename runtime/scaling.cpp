@@ -452,6 +452,29 @@ double median_seconds(const scaling_sample& s) {
     return median_in_place(v);
 }
 
+usl_costs usl_costs_at(const usl_fit& f, double workers) {
+    usl_costs c;
+    c.workers = workers;
+    c.paths = workers * (workers - 1) / 2;
+    if (f.status != fit_status::ok && f.status != fit_status::no_peak && f.status != fit_status::linear) return c;
+    if (!(workers >= 1)) return c;
+    const double a = f.alpha;
+    const double b = f.beta;
+    const double d = 1 + a * (workers - 1) + b * workers * (workers - 1);
+    c.speedup = workers / d;
+    c.contention_share = a * (workers - 1) / d;
+    c.coherency_share = b * workers * (workers - 1) / d;
+    // D = 2: b N^2 + (a - b) N - (1 + a) = 0, the positive root.
+    if (b > 0) {
+        c.half_efficiency_workers = (-(a - b) + std::sqrt((a - b) * (a - b) + 4 * b * (1 + a))) / (2 * b);
+    } else if (a > 0) {
+        c.half_efficiency_workers = 1 + 1 / a;
+    } else {
+        c.half_efficiency_workers = std::numeric_limits<double>::infinity();
+    }
+    return c;
+}
+
 std::vector<double> karp_flatt(std::span<const scaling_sample> samples) {
     std::vector<double> e(samples.size(), k_nan);
     double t1 = k_nan;

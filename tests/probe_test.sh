@@ -73,6 +73,10 @@ assert "serial_fraction" in w["amdahl"] and "status" in w["amdahl"], "no amdahl 
 for key in ("alpha", "beta", "gamma", "peak_workers"):
     assert key in w["usl"], "usl has no %s" % key
 assert len(w["karp_flatt"]) == 3, "karp_flatt has %d entries, not 3" % len(w["karp_flatt"])
+c = w["usl_costs"]
+assert c["workers"] == 3 and c["paths"] == 3, "usl_costs at the largest count: %s" % c
+for key in ("effective_workers", "contention_share", "coherency_share", "half_efficiency_workers"):
+    assert key in c, "usl_costs has no %s" % key
 '
 checks=$((checks + 1))
 

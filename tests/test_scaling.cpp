@@ -421,3 +421,31 @@ TEST_CASE("without a 1-worker point both fits still recover the curve, and Karp-
     CHECK(std::fabs(u.beta - 0.004) < 1e-6);
     CHECK(u.gamma == doctest::Approx(0.5).epsilon(1e-6));
 }
+
+TEST_CASE("usl_costs_at: effective workers, paths, the shares lost, and where efficiency halves") {
+    forkline::usl_fit f;
+    f.status = forkline::fit_status::ok;
+    f.alpha = 0.05;
+    f.beta = 0.001;
+    const forkline::usl_costs c = forkline::usl_costs_at(f, 16);
+    const double d = 1 + 0.05 * 15 + 0.001 * 16 * 15;  // 1.99
+    CHECK(c.workers == 16);
+    CHECK(c.speedup == doctest::Approx(16 / d));
+    CHECK(c.paths == 120);
+    CHECK(c.contention_share == doctest::Approx(0.75 / d));
+    CHECK(c.coherency_share == doctest::Approx(0.24 / d));
+    // At the half-efficiency count, D = 2.
+    const double h = c.half_efficiency_workers;
+    CHECK(1 + 0.05 * (h - 1) + 0.001 * h * (h - 1) == doctest::Approx(2.0));
+    CHECK(h > 16);
+    f.beta = 0;  // contention only: D = 2 at N = 1 + 1 / alpha
+    CHECK(forkline::usl_costs_at(f, 4).half_efficiency_workers == doctest::Approx(21.0));
+    f.alpha = 0;  // linear: never
+    CHECK(std::isinf(forkline::usl_costs_at(f, 4).half_efficiency_workers));
+    CHECK(forkline::usl_costs_at(f, 4).speedup == doctest::Approx(4.0));
+    f.status = forkline::fit_status::too_few_points;  // no fit: nothing but the paths
+    const forkline::usl_costs none = forkline::usl_costs_at(f, 4);
+    CHECK(std::isnan(none.speedup));
+    CHECK(std::isnan(none.contention_share));
+    CHECK(none.paths == 6);
+}

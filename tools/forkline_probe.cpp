@@ -253,6 +253,18 @@ std::string describe(const probe::result& r, const std::string& description) {
         out << forkline::to_string(u.status) << ": " << u.note;
     }
     out << "\n";
+    if (!r.points.empty()) {
+        const forkline::usl_costs c = forkline::usl_costs_at(u, r.points.back().workers);
+        if (std::isfinite(c.speedup)) {
+            const unsigned n = r.points.back().workers;
+            out << "at " << n << ":      " << fixed(c.speedup, 2) << " effective workers, " << general(c.paths)
+                << " coordination paths; of the time, " << percent(c.contention_share) << " lost to contention, "
+                << percent(c.coherency_share) << " to coherency; efficiency 50% at ";
+            out << (std::isinf(c.half_efficiency_workers) ? std::string("no count") : fixed(c.half_efficiency_workers, 1) + " workers");
+            if (u.peak_workers > 0) out << ", adding workers stops paying at " << fixed(u.peak_workers, 1);
+            out << "\n";
+        }
+    }
     if (r.graph) {
         const probe::work_span& g = *r.graph;
         out << "work/span:  work " << seconds_text(g.work_s) << ", span " << seconds_text(g.span_s) << ", parallelism "

@@ -14,6 +14,7 @@
 
 #include <cstdint>  // uint64_t
 #include <span>     // span
+#include <limits>   // numeric_limits
 #include <string>   // string
 #include <vector>   // vector
 
@@ -78,6 +79,32 @@ struct usl_fit {
     double r_squared = 0;  ///< of the throughput fit; NaN with under 4 points
     std::string note;      ///< why, when status is not ok; empty otherwise
 };
+
+/// What a USL fit says of N workers: where the time goes and when adding
+/// workers stops paying. With D = 1 + alpha (N - 1) + beta N (N - 1), the
+/// time at N is T(1) D / N against the ideal T(1) / N.
+struct usl_costs {
+    double workers = 0;  ///< N
+    /// Effective workers: the speedup N / D.
+    double speedup = std::numeric_limits<double>::quiet_NaN();
+    /// Pairs of workers that may have to agree, N (N - 1) / 2: what the
+    /// coherency term grows with.
+    double paths = 0;
+    /// Of the time at N, the share lost to contention, alpha (N - 1) / D.
+    double contention_share = std::numeric_limits<double>::quiet_NaN();
+    /// Of the time at N, the share lost to coherency, beta N (N - 1) / D.
+    double coherency_share = std::numeric_limits<double>::quiet_NaN();
+    /// The N at which efficiency (speedup / N) falls to one half (D = 2);
+    /// infinity when the fit never gets there (alpha = beta = 0).
+    double half_efficiency_workers = std::numeric_limits<double>::quiet_NaN();
+};
+/// usl_costs of `f` at `workers`; NaN figures when f has no usable fit
+/// (status other than ok, no_peak or linear).
+/// @code
+/// const forkline::usl_costs c = forkline::usl_costs_at(forkline::fit_usl(samples), 16);
+/// std::printf("%.0f%% of the time at 16 lost to contention\n", 100 * c.contention_share);
+/// @endcode
+usl_costs usl_costs_at(const usl_fit& f, double workers);
 
 /// Karp-Flatt experimentally determined serial fraction at each point:
 /// e(N) = (1/S - 1/N) / (1 - 1/N), S = T(1) / T(N) with medians. One value per
