@@ -6,7 +6,7 @@
 #include <sys/resource.h>  // getrusage
 #include <unistd.h>        // sysconf
 
-#include <algorithm>  // max
+#include <algorithm>  // binary_search, max
 #include <cmath>    // isfinite
 #include <cstdio>   // fopen, fgets, sscanf
 #include <cstring>  // strncmp
@@ -62,9 +62,8 @@ host_meter::stat_sample host_meter::read_stat() const {
                         &iowait, &irq, &softirq, &steal) != 9) {
             continue;  // the "cpu " total line, or an older kernel's shorter one
         }
-        bool mine = false;
-        for (const unsigned c : m_cpus) mine = mine || c == cpu;
-        if (!mine) continue;
+        // m_cpus is sorted: the constructor collects it in cpu order.
+        if (!std::binary_search(m_cpus.begin(), m_cpus.end(), cpu)) continue;
         ++seen;
         busy += user + nice + system + irq + softirq;
         steal_ticks += steal;

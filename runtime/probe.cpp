@@ -69,6 +69,7 @@ const char* to_string(limit l) noexcept {
         case limit::serial_stage: return "serial-stage-limited";
         case limit::overhead: return "overhead-limited";
         case limit::bandwidth: return "bandwidth-limited";
+        case limit::contention: return "contention-limited";
         case limit::host: return "host-limited";
         case limit::serial_fraction: return "serial-fraction-limited";
         case limit::failed: return "failed";
@@ -162,6 +163,9 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
             for (const compute_ceiling& c : o.ceiling) {
                 if (c.workers == counts[i]) states[i].p.host_slowdown = c.slowdown;
             }
+            for (const memory_ceiling& m : o.memory) {
+                if (m.workers == counts[i]) states[i].p.host_bytes_per_s = m.bytes_per_s;
+            }
             for (unsigned w = 0; w < o.warmup; ++w) {
                 const auto t0 = std::chrono::steady_clock::now();
                 repetition(*states[i].rt);
@@ -249,6 +253,7 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
         r.points.push_back(std::move(s.p));
     }
     states.clear();  // stops the runtimes before the analysis
+    r.bytes_per_repetition = o.bytes_per_repetition;
     if (r.verdict != limit::failed) analyse(r);
     return r;
 }
@@ -282,6 +287,40 @@ void analyse(result& r) {
 
 namespace {
 
+/// Work slows down per thread beyond what the host's compute ceiling
+/// explains: bandwidth only where the bytes moved come near the memory
+/// ceiling (70% of it: STREAM's triad is about the best any loop gets),
+/// else contention for something else that is shared.
+void memory_verdict(result& r, const point& top, const std::string& said) {
+    const double moved = top.bytes_per_s;
+    const double ceiling = top.host_bytes_per_s;
+    const bool known = std::isfinite(moved);
+    const bool has_ceiling = std::isfinite(ceiling) && ceiling > 0;
+    const std::string rate = known ? fmt("%.2f GB/s", moved * 1e-9) : "";
+    if (known && has_ceiling && moved >= 0.7 * ceiling) {
+        r.verdict = limit::bandwidth;
+        r.why = said + "; it moves " + rate + fmt(", %.0f%% of the host's memory ceiling", 100 * moved / ceiling) +
+                fmt(" (triad %.2f GB/s", ceiling * 1e-9) + " at " + std::to_string(top.workers) + " workers)";
+        return;
+    }
+    if (known && !has_ceiling && moved > 0) {
+        r.verdict = limit::bandwidth;
+        r.why = said + "; it moves " + rate + ": memory bandwidth (the host's memory ceiling was not measured)";
+        return;
+    }
+    r.verdict = limit::contention;
+    r.why = said + "; ";
+    if (known && has_ceiling) {
+        r.why += "it moves " + rate + fmt(", %.0f%% of the host's memory ceiling", 100 * moved / ceiling) +
+                 ", so not memory bandwidth";
+    } else if (known) {
+        r.why += "it stays in the caches, so not memory bandwidth";
+    } else {
+        r.why += "its bytes per repetition are not known, so memory bandwidth is not ruled out";
+    }
+    r.why += ": shared caches, coherence traffic (false sharing) or contended locks";
+}
+
 void decide(result& r) {
     std::stable_sort(r.points.begin(), r.points.end(), [](const point& a, const point& b) {
         return a.workers != b.workers ? a.workers < b.workers : a.ranks < b.ranks;
@@ -312,6 +351,9 @@ void decide(result& r) {
         p.speedup = one != nullptr && p.median_s > 0 ? one->median_s / p.median_s : k_nan;
         p.efficiency = p.speedup / p.workers;
         p.karp_flatt = kf[i];
+        p.bytes_per_s = std::isfinite(r.bytes_per_repetition) && r.bytes_per_repetition >= 0 && p.median_s > 0
+                            ? r.bytes_per_repetition / p.median_s
+                            : k_nan;
         p.work_inflation = k_nan;
         if (one != nullptr && one->shares && p.shares && one->shares->working > 0) {
             p.work_inflation = (p.shares->working * p.workers * p.median_s) / (one->shares->working * one->median_s);
@@ -396,9 +438,7 @@ void decide(result& r) {
             return;
         }
         if (std::isfinite(infl) && infl > 1.1 && sh.working >= 0.85) {
-            r.verdict = limit::bandwidth;
-            r.why = at + fmt("; workers are busy %.0f%% of the time but ", 100 * sh.working) + inflation +
-                    ": memory bandwidth or shared caches";
+            memory_verdict(r, top, at + fmt("; workers are busy %.0f%% of the time but ", 100 * sh.working) + inflation);
             return;
         }
         if (idle > 0.1) {
@@ -409,8 +449,7 @@ void decide(result& r) {
             return;
         }
         if (std::isfinite(infl) && infl > 1.1) {
-            r.verdict = limit::bandwidth;
-            r.why = at + "; " + inflation + ": memory bandwidth or shared caches";
+            memory_verdict(r, top, at + "; " + inflation);
             return;
         }
         r.verdict = limit::unknown;

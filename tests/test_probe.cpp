@@ -382,11 +382,44 @@ TEST_CASE("analyse: verdicts from shares, parallelism and pipeline bounds") {
         CHECK(r.verdict == probe::limit::overhead);
         CHECK(r.why.find("parked") != std::string::npos);
     }
-    SUBCASE("bandwidth: workers busy, each piece slower") {
+    SUBCASE("workers busy, each piece slower, bytes not known: contention, bandwidth not ruled out") {
         probe::result r = curve({{1, 1.0}, {2, 0.8}}, 0.99, 1);
         probe::analyse(r);
         CHECK(r.points[1].work_inflation == doctest::Approx(0.99 * 2 * 0.8));
+        CHECK(r.verdict == probe::limit::contention);
+        CHECK(r.why.find("not ruled out") != std::string::npos);
+    }
+    SUBCASE("bandwidth: each piece slower, and the bytes moved near the memory ceiling") {
+        probe::result r = curve({{1, 1.0}, {2, 0.8}}, 0.99, 1);
+        r.bytes_per_repetition = 8e9;  // 10 GB/s at 2 workers
+        r.points[1].host_bytes_per_s = 12e9;
+        probe::analyse(r);
+        CHECK(r.points[1].bytes_per_s == doctest::Approx(10e9));
         CHECK(r.verdict == probe::limit::bandwidth);
+        CHECK(r.why.find("10.00 GB/s, 83% of the host's memory ceiling") != std::string::npos);
+    }
+    SUBCASE("contention: each piece slower, the bytes moved far below the memory ceiling") {
+        probe::result r = curve({{1, 1.0}, {2, 0.8}}, 0.99, 1);
+        r.bytes_per_repetition = 0.8e9;  // 1 GB/s at 2 workers
+        r.points[1].host_bytes_per_s = 12e9;
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::contention);
+        CHECK(std::string(probe::to_string(r.verdict)) == "contention-limited");
+        CHECK(r.why.find("8% of the host's memory ceiling, so not memory bandwidth") != std::string::npos);
+    }
+    SUBCASE("contention: work said to stay in the caches is never bandwidth-limited") {
+        probe::result r = curve({{1, 1.0}, {2, 0.8}}, 0.99, 1);
+        r.bytes_per_repetition = 0;
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::contention);
+        CHECK(r.why.find("stays in the caches") != std::string::npos);
+    }
+    SUBCASE("bytes known, memory ceiling not measured: bandwidth, and it says so") {
+        probe::result r = curve({{1, 1.0}, {2, 0.8}}, 0.99, 1);
+        r.bytes_per_repetition = 8e9;
+        probe::analyse(r);
+        CHECK(r.verdict == probe::limit::bandwidth);
+        CHECK(r.why.find("not measured") != std::string::npos);
     }
     SUBCASE("parallelism: the graph has too little") {
         probe::result r = curve({{1, 1.0}, {2, 0.7}, {4, 0.65}}, 0.5, 1);
@@ -563,15 +596,18 @@ TEST_CASE("verdict host: inflation the host's compute ceiling explains is the ho
         CHECK(r.verdict == probe::limit::host);
         CHECK(r.why.find("the host's compute slowdown is 1.20x at 2 workers") != std::string::npos);
     }
-    SUBCASE("the same curve on a host that scales: bandwidth") {
+    SUBCASE("the same curve on a host that scales, near its memory ceiling: bandwidth") {
         probe::result r = curve(0.62, 0.99, 1.0, true);
+        r.bytes_per_repetition = 6e9;
+        r.points[1].host_bytes_per_s = 10e9;
         probe::analyse(r);
         CHECK(r.verdict == probe::limit::bandwidth);
     }
-    SUBCASE("unknown host: bandwidth, as before") {
+    SUBCASE("unknown host, compute-only work: contention, never bandwidth") {
         probe::result r = curve(0.62, 0.99, std::numeric_limits<double>::quiet_NaN(), true);
+        r.bytes_per_repetition = 0;
         probe::analyse(r);
-        CHECK(r.verdict == probe::limit::bandwidth);
+        CHECK(r.verdict == probe::limit::contention);
     }
     SUBCASE("an external command at the host's ceiling: host, not serial fraction") {
         probe::result r = curve(0.6, 0, 1.15, false);
@@ -623,4 +659,54 @@ TEST_CASE("the compute ceiling: measured per count, cached per host, recalibrate
         ::setenv("XDG_CACHE_HOME", saved.c_str(), 1);
     }
     std::filesystem::remove_all(cache);
+}
+
+TEST_CASE("the memory ceiling: triad bandwidth per count, cached beside the compute ceiling") {
+    const std::filesystem::path cache =
+        std::filesystem::temp_directory_path() / ("forkline-memory-test-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(cache);
+    const char* old = std::getenv("XDG_CACHE_HOME");
+    const std::string saved = old != nullptr ? old : "";
+    ::setenv("XDG_CACHE_HOME", cache.c_str(), 1);
+    const unsigned counts[] = {1, 2};
+    const auto first = probe::host_memory_ceiling(counts, forkline::placement_policy::compact, false, false, 0.02);
+    REQUIRE(first.size() == 2);
+    CHECK(first[0].workers == 1);
+    CHECK(first[1].workers == 2);
+    // Any machine this runs on moves more than 100 MB/s and less than 10 TB/s.
+    for (const probe::memory_ceiling& m : first) {
+        CHECK(m.bytes_per_s > 1e8);
+        CHECK(m.bytes_per_s < 1e13);
+    }
+    const auto again = probe::host_memory_ceiling(counts, forkline::placement_policy::compact, false, false, 0.02);
+    REQUIRE(again.size() == 2);
+    CHECK(again[1].bytes_per_s == doctest::Approx(first[1].bytes_per_s).epsilon(1e-6));
+    std::size_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(cache / "forkline")) {
+        files += e.path().filename().string().rfind("memory-", 0) == 0 ? 1 : 0;
+    }
+    CHECK(files == 1);
+    if (saved.empty()) {
+        ::unsetenv("XDG_CACHE_HOME");
+    } else {
+        ::setenv("XDG_CACHE_HOME", saved.c_str(), 1);
+    }
+    std::filesystem::remove_all(cache);
+}
+
+TEST_CASE("scaling: bytes per repetition and the memory ceiling reach the points") {
+    probe::options o;
+    o.workers = {1, 2};
+    o.min_reps = 1;
+    o.max_reps = 1;
+    o.warmup = 0;
+    o.bytes_per_repetition = 1e6;
+    o.memory = {{1, 5e9}, {2, 9e9}};
+    const probe::result r = probe::scaling(
+        "sleepy", [](forkline::runtime&) { std::this_thread::sleep_for(2ms); }, o);
+    REQUIRE(r.points.size() == 2);
+    CHECK(r.points[0].host_bytes_per_s == 5e9);
+    CHECK(r.points[1].host_bytes_per_s == 9e9);
+    CHECK(r.points[1].bytes_per_s == doctest::Approx(1e6 / r.points[1].median_s));
+    CHECK(r.points[1].bytes_per_s < 1e6 / 2e-3);
 }

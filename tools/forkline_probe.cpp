@@ -69,8 +69,9 @@ const char* const k_usage =
     "  --show-output    let a command's stdout and stderr through\n"
     "  --strict         exit 3 when the host was busy (a repetition disturbed by\n"
     "                   other processes or VM steal), even if run again\n"
-    "  --no-ceiling     do not measure the host's compute ceiling first\n"
-    "  --recalibrate    measure it afresh (it is cached per host otherwise)\n"
+    "  --no-ceiling     do not measure the host's ceilings first (compute; and\n"
+    "                   memory, for the built-in workloads)\n"
+    "  --recalibrate    measure them afresh (they are cached per host otherwise)\n"
     "  --busy-retries N run a disturbed repetition again up to N times per count\n"
     "                   (default 5), then keep it and mark the count\n"
     "  --ranks LIST     rank counts, as --workers (a command only; --workers then\n"
@@ -504,6 +505,20 @@ int main(int argc, char** argv) {
             }
             if (!o.ceiling.empty()) line.pop_back();
             line += took > 0.05 ? " (measured in " + fixed(took, 1) + " s)" : " (cached)";
+            if (command.empty()) {
+                // The built-in workloads have runtime counters and say their
+                // bytes, so a slowdown per thread can be put beside memory's.
+                const auto m0 = std::chrono::steady_clock::now();
+                o.memory = probe::host_memory_ceiling(totals, o.policy, o.use_smt, recalibrate,
+                                                      level == effort::thorough ? 0.1 : 0.05);
+                const double mtook = std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
+                line += "\nhost ceiling: memory (triad)";
+                for (const probe::memory_ceiling& m : o.memory) {
+                    line += " " + fixed(m.bytes_per_s * 1e-9, 1) + " GB/s at " + std::to_string(m.workers) + ",";
+                }
+                if (!o.memory.empty()) line.pop_back();
+                line += mtook > 0.05 ? " (measured in " + fixed(mtook, 1) + " s)" : " (cached)";
+            }
             std::cout << line << "\n\n";
             report += line + "\n\n";
         }

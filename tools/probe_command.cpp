@@ -497,12 +497,10 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
         if (std::isfinite(d.others_cpus)) {
             p.others_cpus = std::isfinite(p.others_cpus) ? std::max(p.others_cpus, d.others_cpus) : d.others_cpus;
         }
-        {
-            r.points[i].seconds.push_back(c.wall_s);
-            usage[i].user_s.push_back(c.user_s);
-            usage[i].sys_s.push_back(c.sys_s);
-            usage[i].peak_rss_kb.push_back(static_cast<double>(c.peak_rss_kb));
-        }
+        p.seconds.push_back(c.wall_s);
+        usage[i].user_s.push_back(c.user_s);
+        usage[i].sys_s.push_back(c.sys_s);
+        usage[i].peak_rss_kb.push_back(static_cast<double>(c.peak_rss_kb));
         return true;
     };
     // The stop rule of probe::scaling; every count gets at least one timed run.
@@ -561,8 +559,9 @@ std::vector<node_prediction> predict_nodes(const probe::result& r, std::span<con
         p.nodes = n_nodes;
         p.workers = workers_per_node;
         const double n = static_cast<double>(n_nodes) * workers_per_node;
-        // USL: S(n) = n / (1 + alpha (n - 1) + beta n (n - 1)); Amdahl: 1 / (s + (1 - s) / n).
-        p.usl_speedup = usl ? n / (1 + r.usl.alpha * (n - 1) + r.usl.beta * n * (n - 1)) : nan;
+        // The USL's effective workers at n, as the report's "at N:" line has
+        // them; Amdahl: 1 / (s + (1 - s) / n).
+        p.usl_speedup = usl ? forkline::usl_costs_at(r.usl, n).speedup : nan;
         const double s = std::clamp(r.amdahl.serial_fraction, 0.0, 1.0);
         p.amdahl_speedup = amdahl ? 1 / (s + (1 - s) / n) : nan;
         p.paths = static_cast<double>(n_nodes) * (static_cast<double>(n_nodes) - 1) / 2;

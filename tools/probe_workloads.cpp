@@ -141,8 +141,10 @@ probe::result run_fib(const probe::options& o, effort e) {
     } catch (const std::exception& x) {
         note = std::string("(work/span not measured: ") + x.what() + ")";
     }
+    probe::options with_bytes = o;
+    with_bytes.bytes_per_repetition = 0;  // registers and the stack: no memory traffic to speak of
     probe::result r = probe::scaling(
-        "fib", [&](forkline::runtime& rt) { check_fib(n, rt.run([&] { return fib(n); })); }, o);
+        "fib", [&](forkline::runtime& rt) { check_fib(n, rt.run([&] { return fib(n); })); }, with_bytes);
     return finish(
         std::move(r), [&](probe::result& res) { res.graph = graph; }, note);
 }
@@ -176,9 +178,11 @@ probe::result run_uts(const probe::options& o, effort) {
     } catch (const std::exception& x) {
         note = std::string("(work/span not measured: ") + x.what() + ")";
     }
+    probe::options with_bytes = o;
+    with_bytes.bytes_per_repetition = 0;  // each node's state lives in its frame: no memory traffic
     probe::result r = probe::scaling(
         "uts", [&](forkline::runtime& rt) { check(rt.run([&] { return forkline_bench::count_uts_forkline(tree); })); },
-        o);
+        with_bytes);
     return finish(
         std::move(r), [&](probe::result& res) { res.graph = graph; }, note);
 }
@@ -293,6 +297,9 @@ probe::result run_triad(const probe::options& o, effort e) {
     // q changes with every repetition, so each one must rewrite every
     // element for the check to pass.
     unsigned repetition = 0;
+    probe::options with_bytes = o;
+    // STREAM's count: 24 bytes an element a sweep, and the check reads a once.
+    with_bytes.bytes_per_repetition = (24.0 * sweeps + 8.0) * static_cast<double>(n);
     probe::result r = probe::scaling(
         "triad",
         [&](forkline::runtime& rt) {
@@ -303,7 +310,7 @@ probe::result run_triad(const probe::options& o, effort e) {
                 check_triad(t, n, q);
             });
         },
-        o);
+        with_bytes);
     // One sweep's graph, on arrays already in place and warm. Not the timed
     // sweep's shape: static affinity gives exactly one piece per worker, so
     // its parallelism is the worker count by construction and would say

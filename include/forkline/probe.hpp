@@ -81,6 +81,12 @@ struct point {
     /// longer independent, cache-resident work takes per thread with this
     /// many threads running than with one. NaN when not measured.
     double host_slowdown = std::numeric_limits<double>::quiet_NaN();
+    /// Bytes per second the workload moved to and from memory at this count:
+    /// options::bytes_per_repetition over the median. NaN when not given.
+    double bytes_per_s = std::numeric_limits<double>::quiet_NaN();
+    /// The host's memory ceiling at this count (memory_ceiling), bytes per
+    /// second of all threads together. NaN when not measured.
+    double host_bytes_per_s = std::numeric_limits<double>::quiet_NaN();
     /// External-command runs: medians of the child's rusage. NaN / -1 in-process.
     double user_s = 0;
     double sys_s = 0;        ///< system CPU time, as user_s
@@ -133,7 +139,11 @@ enum class limit {
     parallelism,      ///< speedup near the measured (burdened) parallelism
     serial_stage,     ///< a pipeline at its serial-stage bound
     overhead,         ///< workers busy searching, failing to steal, waiting in joins
-    bandwidth,        ///< workers busy, but each piece of work slower: memory or shared caches
+    bandwidth,        ///< workers busy, each piece of work slower, and the bytes moved near the memory ceiling
+    /// Workers busy and each piece of work slower than the host's compute
+    /// ceiling explains, with memory far from (or not known to be near) its
+    /// ceiling: shared caches, coherence traffic, false sharing, locks.
+    contention,
     host,             ///< as far as the host's own compute ceiling lets any work scale (see compute_ceiling)
     serial_fraction,  ///< external runs: Amdahl's s explains the curve, no counters to say more
     failed,           ///< the workload failed; no fit
@@ -224,6 +234,30 @@ std::vector<compute_ceiling> measure_compute_ceiling(std::span<const unsigned> c
 std::vector<compute_ceiling> host_compute_ceiling(std::span<const unsigned> counts, placement_policy policy,
                                                   bool use_smt, bool recalibrate, double seconds = 0.1);
 
+/// The host's memory ceiling at one thread count: STREAM's triad
+/// (a = b + q c, 24 bytes per element as STREAM counts them) by N threads
+/// pinned as N workers would be, each on its own block of arrays several
+/// times the last-level cache, first-touched by the thread that sweeps it.
+/// A workload that moves bytes at a rate near it is bandwidth-limited; one
+/// far below it that still slows down per thread is not.
+struct memory_ceiling {
+    unsigned workers = 0;    ///< threads running at once
+    double bytes_per_s = 0;  ///< all threads together
+};
+
+/// Measures memory_ceiling at each count (the median of three windows of
+/// `seconds`, after the arrays are first-touched), placed as scaling()
+/// places workers. Arrays of 3 x 64-256 MiB (twice the last-level caches
+/// where that fits, an eighth of the free memory at most).
+std::vector<memory_ceiling> measure_memory_ceiling(std::span<const unsigned> counts,
+                                                   placement_policy policy = placement_policy::compact,
+                                                   bool use_smt = false, double seconds = 0.1);
+
+/// The memory ceiling as measured before on this host, cached as
+/// host_compute_ceiling caches its figures (a file of its own beside it).
+std::vector<memory_ceiling> host_memory_ceiling(std::span<const unsigned> counts, placement_policy policy,
+                                                bool use_smt, bool recalibrate, double seconds = 0.1);
+
 /// The outcome of probing one workload.
 struct result {
     std::string name;                        ///< the workload's name
@@ -236,6 +270,9 @@ struct result {
     limit verdict = limit::unknown;          ///< what limits the curve
     std::string why;    ///< one or two sentences with the numbers behind the verdict
     std::string error;  ///< set when the workload failed (verdict failed)
+    /// options::bytes_per_repetition as given: analyse() sets each point's
+    /// bytes_per_s from it. NaN: not known.
+    double bytes_per_repetition = std::numeric_limits<double>::quiet_NaN();
     /// Repetitions found disturbed over all counts (set aside or kept), and
     /// whether any kept one was: then the figures are the busy host's too,
     /// and `why` starts by saying so.
@@ -281,6 +318,14 @@ struct options {
     /// count, that point's host_slowdown is set and the verdict can say
     /// "host". Empty: not used.
     std::vector<compute_ceiling> ceiling;
+    /// The host's memory ceiling (measure_memory_ceiling); where it has a
+    /// count, that point's host_bytes_per_s is set. Empty: not used.
+    std::vector<memory_ceiling> memory;
+    /// Bytes one repetition moves to and from memory (STREAM's counting:
+    /// each element read or written once), so that a slowdown per thread
+    /// can be checked against the memory ceiling; 0 for work that stays in
+    /// the caches (fib, a tree search), NaN (the default) when not known.
+    double bytes_per_repetition = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// 1, 2, ... up to 8, then P/4, P/2, 3P/4 where above 8, and always P =
