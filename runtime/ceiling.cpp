@@ -31,35 +31,40 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// Registers only: a xorshift and a dependent multiply-add chain, so the
-/// loop is bound by the core's own integer and floating-point units.
+/// Registers only: a xorshift feeding an integer multiply-add chain and a
+/// floating-point one, so the loop is bound by the core's own integer and
+/// floating-point units and a sibling or a slower clock shows in it.
 struct lane {
     std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+    std::uint64_t acc = 1;
     double f = 1.0;
     void run(unsigned iterations) noexcept {
         for (unsigned i = 0; i < iterations; ++i) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
+            acc = acc * 0x100000001b3ULL + x;
             f = f * 0.999999937 + static_cast<double>(x & 0xffU) * 1e-9;
         }
-        asm volatile("" : "+r"(x), "+x"(f));  // keep the chain
+        asm volatile("" : "+r"(x), "+r"(acc), "+x"(f));  // keep the chains
     }
 };
 
-/// Iterations per second of one thread while `n` run (mean over threads),
-/// one window of `seconds`. NaN when the threads did not all start within
-/// the grace time (a worker busy elsewhere): not a measurement of n at once.
-double window_rate(runtime& rt, unsigned n, double seconds) {
-    std::vector<double> rates(n, 0.0);
+/// Iterations per second of one thread while `active` of the runtime's n
+/// workers run the loop (mean over those threads), one window of
+/// `seconds`. NaN when they did not all start within the grace time (a
+/// worker busy elsewhere): not a measurement of that many at once.
+double window_rate(runtime& rt, unsigned n, unsigned active, double seconds) {
+    std::vector<double> rates(active, 0.0);
     std::atomic<unsigned> arrived{0};
     std::atomic<bool> late{false};
     rt.run([&] {
         parallel_for(0U, n, [&](unsigned i) {
-            // Start together: the ceiling is n threads running at once.
+            if (i >= active) return;
+            // Start together: the ceiling is `active` threads running at once.
             arrived.fetch_add(1, std::memory_order_acq_rel);
             const auto grace = clock_type::now() + std::chrono::milliseconds(500);
-            while (arrived.load(std::memory_order_acquire) < n) {
+            while (arrived.load(std::memory_order_acquire) < active) {
                 if (clock_type::now() > grace) {
                     late.store(true, std::memory_order_relaxed);
                     break;
@@ -82,7 +87,7 @@ double window_rate(runtime& rt, unsigned n, double seconds) {
     if (late.load()) return std::numeric_limits<double>::quiet_NaN();
     double sum = 0;
     for (const double r : rates) sum += r;
-    return sum / n;
+    return sum / active;
 }
 
 /// A runtime of n workers placed as probe::scaling() places them.
@@ -98,13 +103,19 @@ runtime_config config_for(unsigned n, placement_policy policy, bool use_smt) {
     return c;
 }
 
-/// Median of three windows' rates at n threads.
-double rate_at(unsigned n, placement_policy policy, bool use_smt, double seconds) {
+/// The slowdown at n: pairs of windows, one thread alone (worker 0) then
+/// all n, and the median of the pairs' ratios. A pair is measured close
+/// together in time, so a host whose speed drifts (a VM's neighbours, a
+/// clock settling) moves both halves alike; five pairs, because single
+/// windows on a 2-vCPU VM scatter by +-4%.
+double slowdown_at(unsigned n, placement_policy policy, bool use_smt, double seconds) {
     runtime rt(config_for(n, policy, use_smt));
+    (void)window_rate(rt, n, n, seconds / 2);  // wake the workers, settle the clocks
     std::vector<double> v;
-    for (int w = 0; w < 3; ++w) {
-        const double r = window_rate(rt, n, seconds);
-        if (r > 0) v.push_back(r);
+    for (int w = 0; w < 5; ++w) {
+        const double alone = window_rate(rt, n, 1, seconds);
+        const double all = n == 1 ? alone : window_rate(rt, n, n, seconds);
+        if (alone > 0 && all > 0) v.push_back(alone / all);
     }
     if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
     std::sort(v.begin(), v.end());
@@ -337,12 +348,14 @@ std::map<unsigned, double> cached_per_count(
 std::vector<compute_ceiling> measure_compute_ceiling(std::span<const unsigned> counts, placement_policy policy,
                                                      bool use_smt, double seconds) {
     std::vector<compute_ceiling> out;
-    const double one = rate_at(1, policy, use_smt, seconds);
-    if (!(one > 0)) return out;
     for (const unsigned n : counts) {
         if (n == 0) continue;
-        const double r = n == 1 ? one : rate_at(n, policy, use_smt, seconds);
-        if (r > 0) out.push_back({n, one / r});
+        if (n == 1) {
+            out.push_back({1, 1.0});  // by definition: one thread against itself
+            continue;
+        }
+        const double h = slowdown_at(n, policy, use_smt, seconds);
+        if (h > 0) out.push_back({n, h});
     }
     return out;
 }
@@ -350,7 +363,7 @@ std::vector<compute_ceiling> measure_compute_ceiling(std::span<const unsigned> c
 std::vector<compute_ceiling> host_compute_ceiling(std::span<const unsigned> counts, placement_policy policy,
                                                   bool use_smt, bool recalibrate, double seconds) {
     const std::map<unsigned, double> known =
-        cached_per_count("ceiling", cache_key(policy, use_smt) + " v1", counts, recalibrate,
+        cached_per_count("ceiling", cache_key(policy, use_smt) + " v2", counts, recalibrate,
                          [&](const std::vector<unsigned>& missing) {
                              std::vector<std::pair<unsigned, double>> out;
                              for (const compute_ceiling& c : measure_compute_ceiling(missing, policy, use_smt, seconds)) {

@@ -360,8 +360,19 @@ void decide(result& r) {
         }
     }
     if (r.verdict == limit::failed) return;
-    r.amdahl = fit_amdahl(pooled);
+    r.amdahl_uncorrected = fit_amdahl(pooled);
     r.usl = fit_usl(pooled);
+    // The host's slowdown, where known at every count, comes out of the
+    // serial fraction: only the parallel part runs N threads at once.
+    r.amdahl_corrected = !pooled.empty();
+    std::vector<scaling_sample> corrected = pooled;
+    for (scaling_sample& s : corrected) {
+        for (const point& p : r.points) {
+            if (p.workers == s.workers) s.slowdown = p.host_slowdown;
+        }
+        r.amdahl_corrected = r.amdahl_corrected && std::isfinite(s.slowdown) && s.slowdown > 0;
+    }
+    r.amdahl = r.amdahl_corrected ? fit_amdahl(corrected) : r.amdahl_uncorrected;
 
     if (pooled.size() < 2) {
         r.verdict = limit::unknown;
@@ -468,6 +479,9 @@ void decide(result& r) {
         r.why += fmt("; Amdahl's serial fraction %.3f", r.amdahl.serial_fraction) +
                  fmt(" [%.3f,", r.amdahl.ci_low) + fmt(" %.3f]", r.amdahl.ci_high) +
                  fmt(" bounds the speedup at %.3g", r.amdahl.max_speedup);
+        if (r.amdahl_corrected && std::isfinite(r.amdahl_uncorrected.serial_fraction)) {
+            r.why += fmt(" (corrected for the host; %.3f uncorrected)", r.amdahl_uncorrected.serial_fraction);
+        }
     } else {
         r.why += "; " + r.amdahl.note;
     }

@@ -306,11 +306,13 @@ void write_point(json_out& j, const point& p) {
     j.key("disturbed").value(p.disturbed);
     j.key("others_cpus").value(p.others_cpus);  // null where not measured
     j.key("host_slowdown").value(p.host_slowdown);  // null where not measured
+    j.key("bytes_per_s").value(p.bytes_per_s);            // null where the workload did not say
+    j.key("host_bytes_per_s").value(p.host_bytes_per_s);  // null where not measured
     j.end_object();
 }
 
-void write_amdahl(json_out& j, const amdahl_fit& a) {
-    j.key("amdahl").begin_object();
+void write_amdahl(json_out& j, const amdahl_fit& a, const char* name = "amdahl") {
+    j.key(name).begin_object();
     j.key("serial_fraction").value(a.serial_fraction);
     j.key("ci_low").value(a.ci_low);
     j.key("ci_high").value(a.ci_high);
@@ -377,6 +379,9 @@ void write_result(json_out& j, const result& r) {
     for (const point& p : r.points) write_point(j, p);
     j.end_array();
     write_amdahl(j, r.amdahl);
+    // Corrected for the host's compute slowdown: the plain fit beside it.
+    j.key("amdahl_corrected").value(r.amdahl_corrected);
+    if (r.amdahl_corrected) write_amdahl(j, r.amdahl_uncorrected, "amdahl_uncorrected");
     write_usl(j, r.usl);
     if (!r.points.empty()) {
         // The USL's figures at the largest count measured (null without a fit).

@@ -34,6 +34,9 @@ constexpr double k_zero_tolerance = 1e-9;
 constexpr unsigned k_bootstrap_resamples = 2000;
 // Fixed, so that the same data always gives the same interval.
 constexpr std::uint64_t k_bootstrap_seed = 0x9e3779b97f4a7c15ULL;
+/// compare_medians gives a verdict only with this many repetitions a side
+/// (the house rule for any reported figure).
+constexpr std::size_t k_compare_min_reps = 5;
 
 /// A number for a note: four significant digits are what a reader can use.
 std::string num(double v) {
@@ -83,6 +86,9 @@ std::string input_problem(std::span<const scaling_sample> samples) {
         const scaling_sample& s = samples[i];
         if (s.workers == 0) return "sample " + std::to_string(i) + " has a worker count of 0";
         if (s.seconds.empty()) return "no times at " + std::to_string(s.workers) + " workers";
+        if (!std::isfinite(s.slowdown) || s.slowdown <= 0)
+            return "a host slowdown of " + num(s.slowdown) + " at " + std::to_string(s.workers) +
+                   " workers (it must be finite and > 0)";
         for (const double t : s.seconds) {
             if (!std::isfinite(t) || t <= 0)
                 return "a time of " + num(t) + " s at " + std::to_string(s.workers) +
@@ -532,7 +538,9 @@ amdahl_fit fit_amdahl(std::span<const scaling_sample> samples) {
     std::vector<double> y;
     bool repeated = false;
     for (const scaling_sample& s : sorted) {
-        x.push_back(1.0 / s.workers);
+        // Corrected for the host: the parallel part's time at N is its
+        // 1-worker time x slowdown / N.
+        x.push_back(s.slowdown / s.workers);
         y.push_back(median_seconds(s));
         repeated = repeated || s.seconds.size() >= 2;
     }
@@ -700,6 +708,63 @@ usl_fit fit_usl(std::span<const scaling_sample> samples) {
         fit.status = fit_status::ok;
     }
     return fit;
+}
+
+const char* to_string(change c) noexcept {
+    switch (c) {
+        case change::faster: return "faster";
+        case change::slower: return "slower";
+        case change::within_noise: return "within noise";
+        case change::unknown: return "unknown";
+        case change::bad_input: return "bad input";
+    }
+    return "?";
+}
+
+median_ratio compare_medians(std::span<const double> before, std::span<const double> after) {
+    median_ratio m;
+    for (const auto& [side, name] : {std::pair{before, "before"}, std::pair{after, "after"}}) {
+        if (side.empty()) {
+            m.note = std::string("no times ") + name;
+            return m;
+        }
+        for (const double t : side) {
+            if (!std::isfinite(t) || t <= 0) {
+                m.note = "a time of " + num(t) + " s " + name + " (every time must be finite and > 0)";
+                return m;
+            }
+        }
+    }
+    std::vector<double> a(before.begin(), before.end());
+    std::vector<double> b(after.begin(), after.end());
+    m.ratio = median_in_place(b) / median_in_place(a);
+    if (before.size() < 2 || after.size() < 2) {
+        m.verdict = change::unknown;
+        m.note = "one repetition on a side: no interval, so no verdict";
+        return m;
+    }
+    const bool few = before.size() < k_compare_min_reps || after.size() < k_compare_min_reps;
+    splitmix64 rng(k_bootstrap_seed);
+    std::vector<double> ratios;
+    ratios.reserve(k_bootstrap_resamples);
+    for (unsigned r = 0; r < k_bootstrap_resamples; ++r) {
+        for (double& v : a) v = before[rng.below(before.size())];
+        for (double& v : b) v = after[rng.below(after.size())];
+        ratios.push_back(median_in_place(b) / median_in_place(a));
+    }
+    std::sort(ratios.begin(), ratios.end());
+    m.ci_low = quantile_sorted(ratios, 0.025);
+    m.ci_high = quantile_sorted(ratios, 0.975);
+    if (few) {
+        // Resampling 3 values has 10 distinct medians: an interval from so
+        // few is far too narrow to call a change on.
+        m.verdict = change::unknown;
+        m.note = "fewer than " + std::to_string(k_compare_min_reps) +
+                 " repetitions on a side: too few to trust a bootstrap interval (--min-reps 5)";
+        return m;
+    }
+    m.verdict = m.ci_high < 1 ? change::faster : m.ci_low > 1 ? change::slower : change::within_noise;
+    return m;
 }
 
 }  // namespace forkline

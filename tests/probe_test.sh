@@ -240,4 +240,53 @@ assert p["others_cpus"] is not None and p["others_cpus"] > 0.5, "others_cpus %s 
   checks=$((checks + 1))
 fi
 
+# --- report.html: one page, the verdict and a table, nothing fetched. ---
+[ -f "$tmp/report/report.html" ] || fail "no report.html in the report folder"
+grep -q "<table>" "$tmp/report/report.html" || fail "report.html has no table of points"
+grep -q 'class="verdict' "$tmp/report/report.html" || fail "report.html has no verdict"
+if grep -Eq '(src|href)="(https?:)?//' "$tmp/report/report.html"; then fail "report.html loads something over the network"; fi
+checks=$((checks + 1))
+
+# --- --compare: ratios, intervals and verdicts from two reports. ---
+# Hand-made reports (nothing here times anything): at 1 worker B is the
+# same, at 2 it is twice as slow, at 4 only A has it; at 8 B has 3 reps.
+python3 - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+def report(points):
+    return {"host": {"hostname": "h"}, "workloads": [{"name": "w<&>", "points": [
+        {"workers": n, "median_s": sorted(s)[len(s) // 2], "seconds": s} for n, s in points]}]}
+base = [1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01]
+json.dump(report([(1, base), (2, [x / 2 for x in base]), (4, [x / 4 for x in base]), (8, base)]),
+          open(d + "/a.json", "w"))
+json.dump(report([(1, base[::-1]), (2, base), (8, base[:3])]), open(d + "/b.json", "w"))
+PY
+run_probe --compare "$tmp/a.json" "$tmp/b.json"
+[ "$status" = 0 ] || fail "--compare of two good reports: exit status $status: $(cat "$tmp/out")"
+grep -Eq '^ +1 +- .*1\.000 .*within noise' "$tmp/out" || fail "--compare: the same times are not within noise: $(cat "$tmp/out")"
+grep -Eq '^ +2 +- .*2\.000 .*slower \(100\.0%\)' "$tmp/out" || fail "--compare: twice the time is not slower: $(cat "$tmp/out")"
+grep -q "^  4 workers: only in A" "$tmp/out" || fail "--compare: a count only A has is not named: $(cat "$tmp/out")"
+grep -Eq '^ +8 +- .*unknown: fewer than 5' "$tmp/out" || fail "--compare: 3 repetitions gave a verdict: $(cat "$tmp/out")"
+grep -q "0 faster, 1 slower, 1 within noise, 1 without a verdict" "$tmp/out" || fail "--compare: the summary: $(cat "$tmp/out")"
+run_probe --compare "$tmp/a.json" "$tmp/b.json" --strict
+[ "$status" = 3 ] || fail "--compare --strict with a slower point: exit status $status, want 3"
+run_probe --compare "$tmp/b.json" "$tmp/a.json" --strict
+[ "$status" = 0 ] || fail "--compare --strict with B faster: exit status $status, want 0"
+grep -Eq '^ +2 +- .*0\.500 .*faster \(-50\.0%\)' "$tmp/out" || fail "--compare: half the time is not faster: $(cat "$tmp/out")"
+run_probe --compare "$tmp/a.json" "$tmp/missing.json"
+[ "$status" = 1 ] || fail "--compare with a missing file: exit status $status, want 1"
+grep -q "missing.json: cannot open it (open: No such file or directory, errno 2)" "$tmp/out" ||
+  fail "--compare with a missing file does not name it, the call and the errno: $(cat "$tmp/out")"
+echo '{"workloads": 3}' >"$tmp/notreport.json"
+run_probe --compare "$tmp/a.json" "$tmp/notreport.json"
+[ "$status" = 1 ] || fail "--compare with a JSON that is no report: exit status $status, want 1"
+grep -q "notreport.json: not a forkline-probe report" "$tmp/out" || fail "--compare with a bad report: $(cat "$tmp/out")"
+printf '{"workloads": [' >"$tmp/cut.json"
+run_probe --compare "$tmp/cut.json" "$tmp/a.json"
+[ "$status" = 1 ] || fail "--compare with a cut-off JSON: exit status $status, want 1"
+grep -q "cut.json: not a JSON document" "$tmp/out" || fail "--compare with a cut-off file: $(cat "$tmp/out")"
+run_probe --compare "$tmp/a.json"
+[ "$status" = 2 ] || fail "--compare with one report: exit status $status, want 2"
+checks=$((checks + 1))
+
 echo "probe_test: $checks checks passed"

@@ -710,3 +710,30 @@ TEST_CASE("scaling: bytes per repetition and the memory ceiling reach the points
     CHECK(r.points[1].bytes_per_s == doctest::Approx(1e6 / r.points[1].median_s));
     CHECK(r.points[1].bytes_per_s < 1e6 / 2e-3);
 }
+
+TEST_CASE("analyse: the Amdahl fit is corrected for the host where every count has its slowdown") {
+    // s = 0.1 on a host 5% slower per thread at 2 workers.
+    auto curve = [](bool all_known) {
+        probe::result r;
+        r.name = "external";
+        for (const auto& [n, h] : std::vector<std::pair<unsigned, double>>{{1, 1.0}, {2, 1.05}}) {
+            probe::point p;
+            p.workers = n;
+            const double t = 0.1 + 0.9 * h / n;
+            p.seconds = {t * 0.999, t, t * 1.001};
+            p.host_slowdown = (all_known || n == 1) ? h : std::numeric_limits<double>::quiet_NaN();
+            r.points.push_back(p);
+        }
+        return r;
+    };
+    probe::result r = curve(true);
+    probe::analyse(r);
+    CHECK(r.amdahl_corrected);
+    CHECK(r.amdahl.serial_fraction == doctest::Approx(0.1).epsilon(1e-3));
+    CHECK(r.amdahl_uncorrected.serial_fraction == doctest::Approx(2 * (0.1 + 0.9 * 1.05 / 2) - 1).epsilon(1e-3));
+    CHECK(r.why.find("uncorrected") != std::string::npos);
+    probe::result partial = curve(false);
+    probe::analyse(partial);
+    CHECK_FALSE(partial.amdahl_corrected);
+    CHECK(partial.amdahl.serial_fraction == doctest::Approx(partial.amdahl_uncorrected.serial_fraction));
+}

@@ -449,3 +449,87 @@ TEST_CASE("usl_costs_at: effective workers, paths, the shares lost, and where ef
     CHECK(std::isnan(none.contention_share));
     CHECK(none.paths == 6);
 }
+
+TEST_CASE("fit_amdahl with the host's slowdown recovers s from a host that slows its threads down") {
+    // T(N) = T1 (s + (1 - s) h(N) / N): a workload with serial fraction s on
+    // a host whose threads run h(N) times slower when N run at once.
+    for (const double s : {0.05, 0.1, 0.2, 0.4}) {
+        std::vector<forkline::scaling_sample> samples;
+        for (const auto& [n, h] : std::vector<std::pair<unsigned, double>>{{1, 1.0}, {2, 1.03}, {4, 1.08}, {8, 1.2}}) {
+            const double t = 2.0 * (s + (1 - s) * h / n);
+            forkline::scaling_sample x{n, {t * 0.999, t, t * 1.001}};
+            x.slowdown = h;
+            samples.push_back(x);
+        }
+        const forkline::amdahl_fit corrected = forkline::fit_amdahl(samples);
+        CHECK(corrected.serial_fraction == doctest::Approx(s).epsilon(1e-6));
+        CHECK(corrected.t1_seconds == doctest::Approx(2.0).epsilon(1e-6));
+        // Without the slowdown the same times read a bigger serial fraction.
+        for (auto& x : samples) x.slowdown = 1;
+        const forkline::amdahl_fit plain = forkline::fit_amdahl(samples);
+        CHECK(plain.serial_fraction > s + 0.01);
+    }
+}
+
+TEST_CASE("fit_amdahl refuses a slowdown that is not a positive number") {
+    for (const double bad : {0.0, -1.0, std::numeric_limits<double>::quiet_NaN(),
+                             std::numeric_limits<double>::infinity()}) {
+        std::vector<forkline::scaling_sample> samples{{1, {1.0}}, {2, {0.6}}};
+        samples[1].slowdown = bad;
+        const forkline::amdahl_fit f = forkline::fit_amdahl(samples);
+        CHECK(f.status == forkline::fit_status::bad_input);
+        CHECK(f.note.find("host slowdown") != std::string::npos);
+    }
+}
+
+TEST_CASE("compare_medians: the ratio of medians, a bootstrap interval, and a verdict only beyond the noise") {
+    const std::vector<double> base{1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01};
+    std::vector<double> half, same = base, nudged;
+    for (const double t : base) half.push_back(t / 2);
+    for (const double t : base) nudged.push_back(t * 1.005);
+    std::reverse(same.begin(), same.end());
+
+    const forkline::median_ratio faster = forkline::compare_medians(base, half);
+    CHECK(faster.ratio == doctest::Approx(0.5));
+    CHECK(faster.verdict == forkline::change::faster);
+    CHECK(faster.ci_high < 1);
+    CHECK(faster.ci_low <= faster.ratio);
+    CHECK(faster.ci_high >= faster.ratio);
+
+    const forkline::median_ratio slower = forkline::compare_medians(half, base);
+    CHECK(slower.ratio == doctest::Approx(2.0));
+    CHECK(slower.verdict == forkline::change::slower);
+    CHECK(std::string(forkline::to_string(slower.verdict)) == "slower");
+
+    const forkline::median_ratio noise = forkline::compare_medians(base, same);
+    CHECK(noise.ratio == doctest::Approx(1.0));
+    CHECK(noise.verdict == forkline::change::within_noise);
+    CHECK(std::string(forkline::to_string(noise.verdict)) == "within noise");
+    // Half a percent inside a 4% spread is noise, not a change.
+    CHECK(forkline::compare_medians(base, nudged).verdict == forkline::change::within_noise);
+
+    // The same data, the same interval, bit for bit.
+    const forkline::median_ratio again = forkline::compare_medians(base, half);
+    CHECK(again.ci_low == faster.ci_low);
+    CHECK(again.ci_high == faster.ci_high);
+}
+
+TEST_CASE("compare_medians: too few repetitions give no verdict; bad times are refused") {
+    const std::vector<double> five{1.0, 1.01, 0.99, 1.02, 0.98};
+    const std::vector<double> three{0.5, 0.51, 0.49};
+    const std::vector<double> one{0.5};
+    const forkline::median_ratio few = forkline::compare_medians(five, three);
+    CHECK(few.verdict == forkline::change::unknown);
+    CHECK(few.ratio == doctest::Approx(0.5));
+    CHECK(few.note.find("fewer than 5") != std::string::npos);
+    const forkline::median_ratio single = forkline::compare_medians(one, five);
+    CHECK(single.verdict == forkline::change::unknown);
+    CHECK(std::isnan(single.ci_low));
+    const std::vector<double> empty;
+    CHECK(forkline::compare_medians(empty, five).verdict == forkline::change::bad_input);
+    const std::vector<double> negative{1.0, -1.0, 1.0, 1.0, 1.0};
+    const forkline::median_ratio bad = forkline::compare_medians(five, negative);
+    CHECK(bad.verdict == forkline::change::bad_input);
+    CHECK(bad.note.find("after") != std::string::npos);
+    CHECK(std::isnan(bad.ratio));
+}

@@ -30,6 +30,8 @@
 #include "forkline/errors.hpp"  // config_error
 #include "forkline/probe.hpp"   // probe::*
 #include "probe_command.hpp"    // probe_command
+#include "probe_compare.hpp"    // compare_reports
+#include "probe_html.hpp"       // html_report
 #include "probe_plot.hpp"       // write_plots
 #include "probe_workloads.hpp"  // builtin_workloads, effort
 
@@ -41,6 +43,7 @@ using forkline_probe::effort;
 const char* const k_usage =
     "usage: forkline-probe [OPTIONS] [WORKLOAD...]\n"
     "       forkline-probe [OPTIONS] -- COMMAND [ARGS...]\n"
+    "       forkline-probe --compare A B [--strict]\n"
     "\n"
     "Runs work at several worker counts on this host, fits Amdahl's law and the\n"
     "Universal Scalability Law, and says what limits the speedup.\n"
@@ -79,6 +82,10 @@ const char* const k_usage =
     "  --nodes LIST     also say what the fits predict for that many nodes of\n"
     "  --node-workers W W workers each (default: the most workers per rank run)\n"
     "  --list           list the built-in workloads and exit\n"
+    "  --compare A B    compare two reports (folders or JSON files): per workload\n"
+    "                   and count, B's median over A's with a 95% bootstrap\n"
+    "                   interval, faster / slower / within noise; with --strict,\n"
+    "                   exit 3 when anything came out slower\n"
     "  -h, --help       this text\n";
 
 [[noreturn]] void usage_error(const std::string& why) {
@@ -237,6 +244,18 @@ std::string describe(const probe::result& r, const std::string& description) {
     } else {
         out << forkline::to_string(a.status) << ": " << a.note;
     }
+    if (r.amdahl_corrected) {
+        // The correction and what it moved, side by side.
+        const forkline::amdahl_fit& raw = r.amdahl_uncorrected;
+        out << "\n            corrected for the host's compute slowdown (the parallel part at N runs the `host`"
+               " column's factor slower); uncorrected: ";
+        if (std::isfinite(raw.serial_fraction)) {
+            out << "serial fraction " << fixed(raw.serial_fraction, 4);
+            if (std::isfinite(raw.ci_low)) out << " (95% " << fixed(raw.ci_low, 4) << " .. " << fixed(raw.ci_high, 4) << ")";
+        } else {
+            out << forkline::to_string(raw.status);
+        }
+    }
     out << "\n";
     const forkline::usl_fit& u = r.usl;
     out << "USL:        ";
@@ -342,6 +361,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> names, command;
     std::vector<unsigned> ranks, nodes;
     unsigned node_workers = 0;
+    std::vector<std::string> compare;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> const char* {
@@ -410,6 +430,10 @@ int main(int argc, char** argv) {
             o.max_disturbed = parse_unsigned(a, value(), 0);
         } else if (a == "--strict") {
             strict = true;
+        } else if (a == "--compare") {
+            compare.emplace_back(value());
+            if (i + 1 >= argc) usage_error("--compare needs two reports");
+            compare.emplace_back(argv[++i]);
         } else if (a == "--show-output") {
             show_output = true;
         } else if (a == "--list") {
@@ -418,6 +442,16 @@ int main(int argc, char** argv) {
             usage_error("unknown option " + a);
         } else {
             names.push_back(a);
+        }
+    }
+    if (!compare.empty()) {
+        if (!command.empty() || !names.empty()) usage_error("--compare takes two reports and nothing to run");
+        try {
+            const unsigned slower = forkline_probe::compare_reports(compare[0], compare[1], std::cout);
+            return strict && slower > 0 ? 3 : 0;
+        } catch (const std::exception& e) {
+            std::cerr << "forkline-probe: --compare: " << e.what() << "\n";
+            return 1;
         }
     }
     if (!command.empty() && !names.empty()) usage_error("workload names and a command do not mix");
@@ -485,6 +519,8 @@ int main(int argc, char** argv) {
 
         std::vector<probe::result> results;
         std::vector<std::string> descriptions;
+        std::vector<std::string> texts;  // each workload's part of the report, for the HTML page
+        std::string host_text;           // the ceiling lines
         std::string report;
         if (ceiling) {
             // The host first: what any work gets per thread at each count.
@@ -521,6 +557,7 @@ int main(int argc, char** argv) {
             }
             std::cout << line << "\n\n";
             report += line + "\n\n";
+            host_text = line;
         }
         auto finish_one = [&](probe::result r, std::string description) {
             if (tty) std::fprintf(stderr, "\r\033[K");
@@ -530,6 +567,7 @@ int main(int argc, char** argv) {
             }
             std::cout << text << std::flush;
             report += text;
+            texts.push_back(text);
             results.push_back(std::move(r));
             descriptions.push_back(std::move(description));
         };
@@ -568,7 +606,12 @@ int main(int argc, char** argv) {
             }
             if (!note.empty()) std::cerr << "forkline-probe: " << note << "\n";
         }
-        std::cerr << "forkline-probe: report in " << out_dir << "/ (results.json, results.csv, report.txt, "
+        // After the plots: the page inlines their SVG files.
+        write_file(dir / "report.html", "the HTML report", [&](std::ostream& f) {
+            f << forkline_probe::html_report("forkline-probe: " + dir.filename().string(), host_text, results, texts,
+                                             dir);
+        });
+        std::cerr << "forkline-probe: report in " << out_dir << "/ (results.json, results.csv, report.txt, report.html, "
                   << pictures << " plots)\n";
         for (const probe::result& r : results) {
             if (r.verdict == probe::limit::failed) {

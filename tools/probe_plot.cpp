@@ -102,20 +102,23 @@ void write_file(const fs::path& path, const std::string& text) {
 std::string data_text(const forkline::probe::result& r) {
     std::string out = "# " + r.name +
                       ": workers median_s min_s max_s speedup speedup_at_max_s speedup_at_min_s efficiency "
-                      "karp_flatt (? = unknown)\n";
+                      "karp_flatt host_ceiling_speedup host_ceiling_efficiency (? = unknown)\n";
     for (const forkline::probe::point& p : r.points) {
         // speedup = T1 / median, so T1 / max and T1 / min bound the
         // repetitions' speedups.
         const double t1 = p.speedup * p.median_s;
         out += std::to_string(p.workers) + ' ' + number(p.median_s) + ' ' + number(p.min_s) + ' ' +
                number(p.max_s) + ' ' + number(p.speedup) + ' ' + number(t1 / p.max_s) + ' ' + number(t1 / p.min_s) +
-               ' ' + number(p.efficiency) + ' ' + number(p.karp_flatt) + '\n';
+               ' ' + number(p.efficiency) + ' ' + number(p.karp_flatt) + ' ' +
+               // The host's ceiling: N threads of independent work go N / h
+               // times as fast as one (compute_ceiling).
+               number(p.workers / p.host_slowdown) + ' ' + number(1 / p.host_slowdown) + '\n';
     }
     return out;
 }
 
 /// The two panels for the current terminal.
-std::string panels(const forkline::probe::result& r, const std::string& dat, bool amdahl, bool usl) {
+std::string panels(const forkline::probe::result& r, const std::string& dat, bool amdahl, bool usl, bool ceiling) {
     std::string speedup = "plot x title 'ideal (= workers)' with lines dashtype 2 lc rgb '#999999', \\\n"
                           "     " + gp_quote(dat) +
                           " using 1:5:6:7 title 'measured (median, min-max)' with yerrorlines lw 2 pt 7 "
@@ -123,6 +126,13 @@ std::string panels(const forkline::probe::result& r, const std::string& dat, boo
     std::string efficiency = "plot 1 title 'ideal' with lines dashtype 2 lc rgb '#999999', \\\n"
                              "     " + gp_quote(dat) +
                              " using 1:8 title 'measured' with linespoints lw 2 pt 7 lc rgb '#1f77b4'";
+    if (ceiling) {
+        speedup += ", \\\n     " + gp_quote(dat) +
+                   " using 1:10 title 'host ceiling (workers / compute slowdown)' with linespoints dashtype 3 lw 2 "
+                   "pt 6 lc rgb '#ff7f0e'";
+        efficiency += ", \\\n     " + gp_quote(dat) +
+                      " using 1:11 title 'host ceiling' with linespoints dashtype 3 lw 2 pt 6 lc rgb '#ff7f0e'";
+    }
     if (amdahl) {
         speedup += ", \\\n     amdahl(x) title sprintf('Amdahl, s = %.3g', s) lw 2 lc rgb '#d62728'";
         efficiency += ", \\\n     amdahl(x) / x title 'Amdahl' lw 2 lc rgb '#d62728'";
@@ -144,8 +154,14 @@ std::string panels(const forkline::probe::result& r, const std::string& dat, boo
 }
 
 std::string script_text(const forkline::probe::result& r, const std::string& stem) {
-    const bool amdahl = amdahl_drawn(r.amdahl);
+    // The curve through the measured points: where the fit was corrected
+    // for the host, the plain fit (the corrected s describes the workload
+    // on a host that does not slow down, which the host ceiling shows).
+    const forkline::amdahl_fit& fit = r.amdahl_corrected ? r.amdahl_uncorrected : r.amdahl;
+    const bool amdahl = amdahl_drawn(fit);
     const bool usl = usl_drawn(r.usl);
+    bool ceiling = false;
+    for (const forkline::probe::point& p : r.points) ceiling = ceiling || std::isfinite(p.host_slowdown);
     unsigned top = 1;
     std::string tics;
     for (const forkline::probe::point& p : r.points) {
@@ -161,7 +177,7 @@ std::string script_text(const forkline::probe::result& r, const std::string& ste
     out += "set xrange [0.8:" + number(top * 1.05 + 0.2) + "]\n";
     out += "set xtics (" + tics + ")\n";
     if (amdahl) {
-        out += "s = " + number(r.amdahl.serial_fraction) + "\n";
+        out += "s = " + number(fit.serial_fraction) + "\n";
         out += "amdahl(n) = 1 / (s + (1 - s) / n)\n";
     }
     if (usl) {
@@ -176,10 +192,10 @@ std::string script_text(const forkline::probe::result& r, const std::string& ste
            "    set terminal png size 1200,480 noenhanced\n"
            "}\n";
     out += "set output " + gp_quote(stem + ".png") + "\n";
-    out += panels(r, dat, amdahl, usl);
+    out += panels(r, dat, amdahl, usl, ceiling);
     out += "set terminal svg size 1200,480 dynamic background rgb 'white' noenhanced\n";
     out += "set output " + gp_quote(stem + ".svg") + "\n";
-    out += panels(r, dat, amdahl, usl);
+    out += panels(r, dat, amdahl, usl, ceiling);
     out += "unset output\n";
     return out;
 }
@@ -261,6 +277,8 @@ std::string run_gnuplot(const fs::path& gnuplot, const fs::path& dir, const std:
 }
 
 }  // namespace
+
+std::string plot_stem(const std::string& name) { return file_stem(name); }
 
 std::vector<fs::path> write_plots(const fs::path& dir, const forkline::probe::result& r, std::string& note) {
     note.clear();

@@ -9,6 +9,10 @@
 
 namespace forkline_probe {
 
+/// The file name (no extension) write_plots gives a result called `name`:
+/// letters, digits, '.', '-', '_', no leading dot.
+std::string plot_stem(const std::string& name);
+
 /// Writes DIR/NAME.dat (the points) and DIR/NAME.gp (a gnuplot script: two
 /// panels, speedup against workers with the ideal line, the fitted Amdahl
 /// and USL curves and min-max bars; efficiency against workers), then runs

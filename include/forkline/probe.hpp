@@ -263,7 +263,12 @@ struct result {
     std::string name;                        ///< the workload's name
     std::string command;  ///< external mode: the command line as given
     std::vector<point> points;               ///< one per worker count, ascending
-    amdahl_fit amdahl;                       ///< Amdahl's law fitted to the medians
+    /// Amdahl's law fitted to the medians; where every point has the host's
+    /// compute slowdown (options::ceiling), corrected for it (see
+    /// scaling_sample::slowdown), and `amdahl_uncorrected` is the plain fit.
+    amdahl_fit amdahl;
+    bool amdahl_corrected = false;   ///< whether `amdahl` is corrected for the host
+    amdahl_fit amdahl_uncorrected;   ///< the fit without the correction (equal to `amdahl` when none)
     usl_fit usl;                             ///< the Universal Scalability Law fitted to the medians
     std::optional<work_span> graph;          ///< work and span, when measured
     std::optional<pipeline_bound> pipeline;  ///< the serial-stage bound, for a pipeline workload

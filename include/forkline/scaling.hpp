@@ -24,6 +24,12 @@ namespace forkline {
 struct scaling_sample {
     unsigned workers = 0;         ///< the worker count, >= 1
     std::vector<double> seconds;  ///< one per repetition, each > 0
+    /// The host's compute slowdown at this count (probe::compute_ceiling):
+    /// the parallel part runs this much slower per thread when `workers`
+    /// threads run than when one does, so fit_amdahl models the time as
+    /// T1 (s + (1 - s) slowdown / N). 1 (the default): no correction.
+    /// fit_usl ignores it (its contention term takes the host's share).
+    double slowdown = 1;
 };
 
 /// What a fit could make of the data. Anything but `ok` comes with a note
@@ -105,6 +111,35 @@ struct usl_costs {
 /// std::printf("%.0f%% of the time at 16 lost to contention\n", 100 * c.contention_share);
 /// @endcode
 usl_costs usl_costs_at(const usl_fit& f, double workers);
+
+/// What a change did to one measurement, by compare_medians.
+enum class change {
+    faster,        ///< the second set's median is lower, beyond the noise
+    slower,        ///< higher, beyond the noise
+    within_noise,  ///< the interval of the ratio holds 1
+    unknown,       ///< fewer than five repetitions on a side: no verdict (an interval from two or more)
+    bad_input,     ///< empty, non-finite or non-positive times
+};
+/// "faster", "slower", "within noise", "unknown", "bad input".
+const char* to_string(change c) noexcept;
+
+/// Two sets of repetition times of the same workload at the same count
+/// ("before" and "after" a change), compared by the ratio of medians
+/// after / before, with a 95% interval by bootstrap (each side resampled
+/// from its own repetitions, 2000 times, fixed seed: the same data always
+/// gives the same interval). Below 1 is faster.
+struct median_ratio {
+    double ratio = std::numeric_limits<double>::quiet_NaN();    ///< median(after) / median(before)
+    double ci_low = std::numeric_limits<double>::quiet_NaN();   ///< 2.5% quantile of the resampled ratios
+    double ci_high = std::numeric_limits<double>::quiet_NaN();  ///< 97.5% quantile
+    change verdict = change::bad_input;  ///< faster / slower when the interval excludes 1
+    std::string note;                    ///< why, for unknown and bad_input
+};
+/// @code
+/// const forkline::median_ratio m = forkline::compare_medians(before_s, after_s);
+/// std::printf("%.3fx [%.3f, %.3f] %s\n", m.ratio, m.ci_low, m.ci_high, forkline::to_string(m.verdict));
+/// @endcode
+median_ratio compare_medians(std::span<const double> before, std::span<const double> after);
 
 /// Karp-Flatt experimentally determined serial fraction at each point:
 /// e(N) = (1/S - 1/N) / (1 - 1/N), S = T(1) / T(N) with medians. One value per
