@@ -1,10 +1,8 @@
 // runtime/probe_report.cpp: probe results as JSON and CSV (probe::write_json,
-// probe::write_csv). Hand-written, so that the library needs no JSON
-// dependency; the shapes are the ones documented in forkline/probe.hpp.
-#include <charconv>     // to_chars, chars_format
+// probe::write_csv), the JSON through json::writer (json_writer.hpp); the
+// shapes are the ones documented in forkline/probe.hpp.
 #include <cmath>        // isfinite, isnan
-#include <cstdint>      // uint8_t, uint64_t
-#include <cstdio>       // snprintf (escapes of control characters)
+#include <cstdint>      // uint64_t
 #include <ctime>        // time, gmtime_r, strftime
 #include <exception>    // exception
 #include <fstream>      // ifstream (/proc/cpuinfo)
@@ -13,7 +11,6 @@
 #include <span>         // span
 #include <string>       // string, getline
 #include <string_view>  // string_view
-#include <vector>       // vector
 
 #include <sys/utsname.h>  // uname
 #include <unistd.h>       // gethostname
@@ -21,9 +18,12 @@
 #include "forkline/probe.hpp"     // result, point, write_json, write_csv
 #include "forkline/scaling.hpp"   // to_string(fit_status)
 #include "forkline/topology.hpp"  // topology::discover, topology_summary
+#include "json_writer.hpp"        // json::writer, json::append_double
 
 namespace forkline::probe {
 namespace {
+
+namespace json = forkline::detail::json;
 
 const char* mode_name(stage_mode m) noexcept {
     switch (m) {
@@ -33,172 +33,6 @@ const char* mode_name(stage_mode m) noexcept {
     }
     return "unknown";
 }
-
-/// %.9g: nine significant digits keep nanoseconds of a 1-second median and
-/// the small USL coefficients alike. to_chars, not printf, so that a
-/// program's locale cannot turn the decimal point into a comma. Only called
-/// with finite values.
-std::string format_double(double v) {
-    char buf[40];
-    const std::to_chars_result r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 9);
-    return std::string(buf, r.ptr);
-}
-
-/// Length of the well-formed UTF-8 sequence at s[i], or 0 if it is not one
-/// (overlong forms, surrogates and code points past U+10FFFF included).
-std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
-    const auto byte = [&](std::size_t k) { return static_cast<std::uint8_t>(s[k]); };
-    const std::uint8_t b0 = byte(i);
-    std::size_t len = 0;
-    std::uint8_t lo = 0x80;
-    std::uint8_t hi = 0xbf;  // bounds of the second byte
-    if (b0 >= 0xc2 && b0 <= 0xdf) {
-        len = 2;
-    } else if (b0 >= 0xe0 && b0 <= 0xef) {
-        len = 3;
-        if (b0 == 0xe0) lo = 0xa0;  // overlong
-        if (b0 == 0xed) hi = 0x9f;  // surrogates
-    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-        len = 4;
-        if (b0 == 0xf0) lo = 0x90;  // overlong
-        if (b0 == 0xf4) hi = 0x8f;  // past U+10FFFF
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) return 0;
-    if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-    for (std::size_t k = 2; k < len; ++k) {
-        if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return 0;
-    }
-    return len;
-}
-
-/// A JSON string literal. Bytes that are not UTF-8 (a command's stderr may
-/// hold anything) become U+FFFD, so the document always parses.
-std::string quote(std::string_view s) {
-    std::string out;
-    out.reserve(s.size() + 2);
-    out += '"';
-    for (std::size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {
-            const std::size_t len = utf8_sequence(s, i);
-            if (len == 0) {
-                out += "\xef\xbf\xbd";
-                ++i;
-            } else {
-                out.append(s.substr(i, len));
-                i += len;
-            }
-            continue;
-        }
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-        ++i;
-    }
-    out += '"';
-    return out;
-}
-
-/// Writes JSON as it goes: commas, indentation and ": " come from the
-/// nesting, so the code below says only what goes where. A container opened
-/// `inline_` keeps its members on one line (points' repetition times, shares).
-class json_out {
-public:
-    explicit json_out(std::ostream& out) : m_out(out) {}
-
-    void begin_object(bool inline_ = false) { open('{', inline_); }
-    void end_object() { close('}'); }
-    void begin_array(bool inline_ = false) { open('[', inline_); }
-    void end_array() { close(']'); }
-
-    json_out& key(std::string_view k) {
-        separate();
-        m_out << quote(k) << ": ";
-        m_after_key = true;
-        return *this;
-    }
-
-    void value(double v) { raw(std::isfinite(v) ? format_double(v) : "null"); }
-    void value(std::uint64_t v) { raw(std::to_string(v)); }
-    void value(unsigned v) { raw(std::to_string(v)); }
-    void value(long v) { raw(std::to_string(v)); }
-    void value(std::string_view s) { raw(quote(s)); }
-    void value(const char* s) { raw(quote(s)); }
-    void value(bool b) { raw(b ? "true" : "false"); }
-    void null() { raw("null"); }
-
-    /// Ends the document with a newline.
-    void finish() { m_out << '\n'; }
-
-private:
-    struct level {
-        bool inline_;
-        bool empty = true;
-    };
-
-    void raw(const std::string& text) {
-        separate();
-        m_out << text;
-    }
-
-    /// Before a member or element: the comma after the previous one and the
-    /// line break, unless it follows its key.
-    void separate() {
-        if (m_after_key) {
-            m_after_key = false;
-            return;
-        }
-        if (m_levels.empty()) return;
-        level& l = m_levels.back();
-        if (!l.empty) m_out << ',';
-        if (l.inline_) {
-            if (!l.empty) m_out << ' ';
-        } else {
-            newline(m_levels.size());
-        }
-        l.empty = false;
-    }
-
-    void open(char c, bool inline_) {
-        separate();
-        m_out << c;
-        // Inside an inline container everything stays on its line.
-        const bool in_inline = !m_levels.empty() && m_levels.back().inline_;
-        m_levels.push_back({inline_ || in_inline});
-    }
-
-    void close(char c) {
-        const level l = m_levels.back();
-        m_levels.pop_back();
-        if (!l.inline_ && !l.empty) newline(m_levels.size());
-        m_out << c;
-    }
-
-    void newline(std::size_t depth) {
-        m_out << '\n';
-        for (std::size_t i = 0; i < depth; ++i) m_out << "  ";
-    }
-
-    std::ostream& m_out;
-    std::vector<level> m_levels;
-    bool m_after_key = false;
-};
 
 /// The value of the first "model name" line of /proc/cpuinfo (x86 has one;
 /// many ARM kernels do not).
@@ -218,7 +52,7 @@ std::optional<std::string> cpu_model() {
     return std::nullopt;
 }
 
-void write_host(json_out& j) {
+void write_host(json::writer& j) {
     j.key("host").begin_object();
 
     char name[256] = {};
@@ -269,7 +103,7 @@ void write_host(json_out& j) {
     j.end_object();
 }
 
-void write_point(json_out& j, const point& p) {
+void write_point(json::writer& j, const point& p) {
     j.begin_object();
     j.key("workers").value(p.workers);
     if (p.ranks > 0) {
@@ -311,7 +145,7 @@ void write_point(json_out& j, const point& p) {
     j.end_object();
 }
 
-void write_amdahl(json_out& j, const amdahl_fit& a, const char* name = "amdahl") {
+void write_amdahl(json::writer& j, const amdahl_fit& a, const char* name = "amdahl") {
     j.key(name).begin_object();
     j.key("serial_fraction").value(a.serial_fraction);
     j.key("ci_low").value(a.ci_low);
@@ -323,7 +157,7 @@ void write_amdahl(json_out& j, const amdahl_fit& a, const char* name = "amdahl")
     j.end_object();
 }
 
-void write_usl(json_out& j, const usl_fit& u) {
+void write_usl(json::writer& j, const usl_fit& u) {
     j.key("usl").begin_object();
     j.key("alpha").value(u.alpha);
     j.key("beta").value(u.beta);
@@ -340,7 +174,7 @@ void write_usl(json_out& j, const usl_fit& u) {
     j.end_object();
 }
 
-void write_work_span(json_out& j, const work_span& w) {
+void write_work_span(json::writer& j, const work_span& w) {
     j.key("work_span").begin_object();
     j.key("work_s").value(w.work_s);
     j.key("span_s").value(w.span_s);
@@ -353,7 +187,7 @@ void write_work_span(json_out& j, const work_span& w) {
     j.end_object();
 }
 
-void write_pipeline(json_out& j, const pipeline_bound& b) {
+void write_pipeline(json::writer& j, const pipeline_bound& b) {
     j.key("pipeline").begin_object();
     j.key("stages").begin_array();
     for (const pipeline_bound::stage& s : b.stages) {
@@ -371,7 +205,7 @@ void write_pipeline(json_out& j, const pipeline_bound& b) {
     j.end_object();
 }
 
-void write_result(json_out& j, const result& r) {
+void write_result(json::writer& j, const result& r) {
     j.begin_object();
     j.key("name").value(r.name);
     if (!r.command.empty()) j.key("command").value(r.command);
@@ -421,13 +255,17 @@ std::string csv_text(std::string_view s) {
     return out;
 }
 
-/// Unknowns (NaN, infinity) are empty cells.
-std::string csv_number(double v) { return std::isfinite(v) ? format_double(v) : std::string(); }
+/// Unknowns (NaN, infinity) are empty cells; numbers as in the JSON.
+std::string csv_number(double v) {
+    std::string out;
+    if (std::isfinite(v)) json::append_double(out, v);
+    return out;
+}
 
 }  // namespace
 
 void write_json(std::ostream& out, std::span<const result> results) {
-    json_out j(out);
+    json::writer j(out);
     j.begin_object();
     write_host(j);
     j.key("workloads").begin_array();

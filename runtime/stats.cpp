@@ -9,11 +9,14 @@
 #include <iostream>  // cerr
 #include <sstream>   // ostringstream
 
+#include "json_writer.hpp"  // json::writer
 #include "stats_state.hpp"  // stats_state
 
 namespace forkline {
 
 namespace {
+
+namespace json = forkline::detail::json;
 
 const char* mode_name(stage_mode m) {
     switch (m) {
@@ -30,25 +33,6 @@ std::string ms(std::uint64_t ns) {
     return buf;
 }
 
-/// JSON string body: the names here are stage names a program chose.
-std::string quoted(const std::string& s) {
-    std::string out = "\"";
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else {
-            out += ch;
-        }
-    }
-    return out + "\"";
-}
-
 void counters_text(std::ostream& out, const worker_stats& s) {
     out << "tasks=" << s.tasks << " spawned=" << s.spawned << " steals_near=" << s.steals_near
         << " steals_far=" << s.steals_far << " failed_steals=" << s.failed_steals << " parks=" << s.parks
@@ -57,13 +41,57 @@ void counters_text(std::ostream& out, const worker_stats& s) {
         << " parked_ms=" << ms(s.parked_ns) << " join_wait_ms=" << ms(s.join_wait_ns);
 }
 
-void counters_json(std::ostream& out, const worker_stats& s) {
-    out << "\"tasks\": " << s.tasks << ", \"spawned\": " << s.spawned << ", \"steals_near\": " << s.steals_near
-        << ", \"steals_far\": " << s.steals_far << ", \"failed_steals\": " << s.failed_steals
-        << ", \"parks\": " << s.parks << ", \"wakeups\": " << s.wakeups << ", \"injected\": " << s.injected
-        << ", \"idle_ns\": " << s.idle_ns << ", \"search_ns\": " << s.search_ns
-        << ", \"failed_search_ns\": " << s.failed_search_ns << ", \"parked_ns\": " << s.parked_ns
-        << ", \"join_wait_ns\": " << s.join_wait_ns;
+/// The counters as members of the object being written.
+void counters_json(json::writer& j, const worker_stats& s) {
+    j.key("tasks").value(s.tasks);
+    j.key("spawned").value(s.spawned);
+    j.key("steals_near").value(s.steals_near);
+    j.key("steals_far").value(s.steals_far);
+    j.key("failed_steals").value(s.failed_steals);
+    j.key("parks").value(s.parks);
+    j.key("wakeups").value(s.wakeups);
+    j.key("injected").value(s.injected);
+    j.key("idle_ns").value(s.idle_ns);
+    j.key("search_ns").value(s.search_ns);
+    j.key("failed_search_ns").value(s.failed_search_ns);
+    j.key("parked_ns").value(s.parked_ns);
+    j.key("join_wait_ns").value(s.join_wait_ns);
+}
+
+/// One stream executor, on a line of its own.
+void stream_json(json::writer& j, const stream_stats& s) {
+    const stream_counters& c = s.counters;
+    j.begin_object(true);
+    j.key("name").value(s.name);
+    j.key("arrived").value(c.arrived);
+    j.key("done").value(c.done);
+    j.key("failed").value(c.failed);
+    j.key("rejected").value(c.rejected);
+    j.key("expired").value(c.expired);
+    j.key("cancelled").value(c.cancelled);
+    j.key("queued").value(c.queued);
+    j.key("running").value(c.running);
+    j.key("peak_queued").value(s.peak_queued);
+    j.key("uptime_s").value(s.uptime_s);
+    j.key("utilisation").value(s.utilisation, 6);  // %.6g, as it has always been: a share needs no more
+    j.key("arrival_per_s").value(s.arrival_rate);
+    j.key("completion_per_s").value(s.completion_rate);
+    j.key("classes").begin_array(true);
+    for (std::size_t k = 0; k < s.latency.size(); ++k) {
+        const latency_summary& l = s.latency[k];
+        j.begin_object(true);
+        j.key("class").value(k);
+        j.key("queued").value(k < s.queued_by_class.size() ? s.queued_by_class[k] : 0);
+        j.key("count").value(l.count);
+        j.key("p50_ns").value(l.p50);
+        j.key("p90_ns").value(l.p90);
+        j.key("p99_ns").value(l.p99);
+        j.key("p999_ns").value(l.p999);
+        j.key("max_ns").value(l.max);
+        j.end_object();
+    }
+    j.end_array();
+    j.end_object();
 }
 
 /// Every report written to a json:FILE so far in this process, so that the
@@ -129,55 +157,47 @@ void write_stats_text(std::ostream& out, const runtime_report& r) {
 }
 
 void write_stats_json(std::ostream& out, std::span<const runtime_report> reports) {
-    out << "{\"runtimes\": [";
-    bool first_runtime = true;
+    json::writer j(out);
+    j.begin_object();
+    j.key("runtimes").begin_array();
     for (const runtime_report& r : reports) {
-        out << (first_runtime ? "\n" : ",\n") << "  {\"workers\": " << r.workers;
-        char up[48];
-        std::snprintf(up, sizeof up, "%.9g", r.uptime_s);
-        out << ", \"uptime_s\": " << up << ",\n   \"total\": {";
-        counters_json(out, r.total);
-        out << "},\n   \"per_worker\": [";
-        for (std::size_t i = 0; i < r.per_worker.size(); ++i) {
-            const worker_stats& s = r.per_worker[i];
-            out << (i == 0 ? "\n    {" : ",\n    {") << "\"worker\": " << s.worker << ", \"cpu\": " << s.cpu << ", ";
-            counters_json(out, s);
-            out << "}";
+        j.begin_object();
+        j.key("workers").value(r.workers);
+        j.key("uptime_s").value(r.uptime_s);
+        j.key("total").begin_object(true);
+        counters_json(j, r.total);
+        j.end_object();
+        j.key("per_worker").begin_array();
+        for (const worker_stats& s : r.per_worker) {
+            j.begin_object(true);
+            j.key("worker").value(s.worker);
+            j.key("cpu").value(s.cpu);
+            counters_json(j, s);
+            j.end_object();
         }
-        out << "],\n   \"stages\": [";
-        for (std::size_t i = 0; i < r.stages.size(); ++i) {
-            const stage_totals& s = r.stages[i];
-            out << (i == 0 ? "\n    {" : ",\n    {") << "\"pipeline\": " << quoted(s.pipeline)
-                << ", \"stage\": " << quoted(s.stage) << ", \"mode\": \"" << mode_name(s.mode)
-                << "\", \"runs\": " << s.runs << ", \"items\": " << s.items << ", \"busy_ns\": " << s.busy_ns
-                << ", \"wall_ns\": " << s.wall_ns << "}";
+        j.end_array();
+        j.key("stages").begin_array();
+        for (const stage_totals& s : r.stages) {
+            j.begin_object(true);
+            j.key("pipeline").value(s.pipeline);
+            j.key("stage").value(s.stage);
+            j.key("mode").value(mode_name(s.mode));
+            j.key("runs").value(s.runs);
+            j.key("items").value(s.items);
+            j.key("busy_ns").value(s.busy_ns);
+            j.key("wall_ns").value(s.wall_ns);
+            j.end_object();
         }
-        out << "],\n   \"streams\": [";
-        for (std::size_t i = 0; i < r.streams.size(); ++i) {
-            const stream_stats& s = r.streams[i];
-            const stream_counters& c = s.counters;
-            char rates[160];
-            std::snprintf(rates, sizeof rates,
-                          "\"uptime_s\": %.9g, \"utilisation\": %.6g, \"arrival_per_s\": %.9g, \"completion_per_s\": %.9g",
-                          s.uptime_s, s.utilisation, s.arrival_rate, s.completion_rate);
-            out << (i == 0 ? "\n    {" : ",\n    {") << "\"name\": " << quoted(s.name) << ", \"arrived\": " << c.arrived
-                << ", \"done\": " << c.done << ", \"failed\": " << c.failed << ", \"rejected\": " << c.rejected
-                << ", \"expired\": " << c.expired << ", \"cancelled\": " << c.cancelled << ", \"queued\": " << c.queued
-                << ", \"running\": " << c.running << ", \"peak_queued\": " << s.peak_queued << ", " << rates
-                << ", \"classes\": [";
-            for (std::size_t k = 0; k < s.latency.size(); ++k) {
-                const latency_summary& l = s.latency[k];
-                out << (k == 0 ? "" : ", ") << "{\"class\": " << k << ", \"queued\": "
-                    << (k < s.queued_by_class.size() ? s.queued_by_class[k] : 0) << ", \"count\": " << l.count
-                    << ", \"p50_ns\": " << l.p50 << ", \"p90_ns\": " << l.p90 << ", \"p99_ns\": " << l.p99
-                    << ", \"p999_ns\": " << l.p999 << ", \"max_ns\": " << l.max << "}";
-            }
-            out << "]}";
-        }
-        out << "], \"streams_dropped\": " << r.streams_dropped << "}";
-        first_runtime = false;
+        j.end_array();
+        j.key("streams").begin_array();
+        for (const stream_stats& s : r.streams) stream_json(j, s);
+        j.end_array();
+        j.key("streams_dropped").value(r.streams_dropped);
+        j.end_object();
     }
-    out << "\n]}\n";
+    j.end_array();
+    j.end_object();
+    j.finish();
 }
 
 namespace detail {

@@ -24,6 +24,7 @@
 
 #include "forkline/errors.hpp"  // system_failure, config_error
 #include "io_driver.hpp"        // io_driver, completion
+#include "json_writer.hpp"      // json::append_quoted
 
 namespace forkline::trace {
 
@@ -314,38 +315,9 @@ public:
                               static_cast<char>('0' + frac % 10)};
         m_text.append(tail, 4);
     }
-    /// A JSON string: quotes, backslashes and control bytes escaped, and
-    /// bytes that are not UTF-8 replaced, so that any stage name gives a
-    /// file every parser takes.
-    void put_string(std::string_view s) {
-        m_text.push_back('"');
-        for (std::size_t i = 0; i < s.size();) {
-            const auto c = static_cast<unsigned char>(s[i]);
-            if (c == '"' || c == '\\') {
-                m_text.push_back('\\');
-                m_text.push_back(static_cast<char>(c));
-                ++i;
-            } else if (c < 0x20) {
-                static constexpr char hex[] = "0123456789abcdef";
-                const char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                m_text.append(esc, 6);
-                ++i;
-            } else if (c < 0x80) {
-                m_text.push_back(static_cast<char>(c));
-                ++i;
-            } else {
-                const std::size_t n = utf8_length(s.substr(i));
-                if (n == 0) {
-                    m_text.append("\\ufffd");
-                    ++i;
-                } else {
-                    m_text.append(s.substr(i, n));
-                    i += n;
-                }
-            }
-        }
-        m_text.push_back('"');
-    }
+    /// A JSON string, through the one escape every JSON file of forkline
+    /// uses: any stage name gives a file every parser takes.
+    void put_string(std::string_view s) { forkline::detail::json::append_quoted(m_text, s); }
 
     void drain() {
         if (!m_text.empty() && m_errno == 0 && std::fwrite(m_text.data(), 1, m_text.size(), m_file) != m_text.size()) {
@@ -358,37 +330,6 @@ public:
     const char* failed_call() const noexcept { return m_call; }
 
 private:
-    /// Length of the well-formed UTF-8 sequence at the start of s, or 0.
-    static std::size_t utf8_length(std::string_view s) noexcept {
-        const auto lead = static_cast<unsigned char>(s[0]);
-        std::size_t n = 0;
-        std::uint32_t cp = 0;
-        if (lead >= 0xc2 && lead <= 0xdf) {
-            n = 2;
-            cp = lead & 0x1fu;
-        } else if (lead >= 0xe0 && lead <= 0xef) {
-            n = 3;
-            cp = lead & 0x0fu;
-        } else if (lead >= 0xf0 && lead <= 0xf4) {
-            n = 4;
-            cp = lead & 0x07u;
-        } else {
-            return 0;
-        }
-        if (s.size() < n) return 0;
-        for (std::size_t k = 1; k < n; ++k) {
-            const auto c = static_cast<unsigned char>(s[k]);
-            if ((c & 0xc0) != 0x80) return 0;
-            cp = cp << 6 | (c & 0x3fu);
-        }
-        // Overlong forms, surrogates and code points past U+10FFFF.
-        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff)) {
-            return 0;
-        }
-        return n;
-    }
-
     std::FILE* m_file;
     std::string m_text;
     int m_errno = 0;
