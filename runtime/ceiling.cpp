@@ -8,6 +8,7 @@
 #include <algorithm>   // sort, find_if
 #include <atomic>      // atomic
 #include <chrono>      // steady_clock
+#include <cmath>       // isfinite
 #include <cstdint>     // uint64_t, uintptr_t
 #include <cstdio>      // snprintf
 #include <cstdlib>     // getenv
@@ -106,20 +107,25 @@ runtime_config config_for(unsigned n, placement_policy policy, bool use_smt) {
 /// The slowdown at n: pairs of windows, one thread alone (worker 0) then
 /// all n, and the median of the pairs' ratios. A pair is measured close
 /// together in time, so a host whose speed drifts (a VM's neighbours, a
-/// clock settling) moves both halves alike; five pairs, because single
-/// windows on a 2-vCPU VM scatter by +-4%.
+/// clock settling) moves both halves alike. Nine pairs of shorter windows
+/// (0.6 x `seconds`), because single windows on a 2-vCPU VM scatter by
+/// +-4%: a slowdown is kept only when the middle half of the ratios lies
+/// wholly above 1. When it holds 1, the host shows no slowdown this noise
+/// can tell apart, and when it lies below 1 (n threads each faster than
+/// one alone, which independent register-bound loops cannot be) the
+/// windows were disturbed; either way 1, not the noise, which would then
+/// be read into every serial fraction corrected with it.
 double slowdown_at(unsigned n, placement_policy policy, bool use_smt, double seconds) {
     runtime rt(config_for(n, policy, use_smt));
     (void)window_rate(rt, n, n, seconds / 2);  // wake the workers, settle the clocks
     std::vector<double> v;
-    for (int w = 0; w < 5; ++w) {
-        const double alone = window_rate(rt, n, 1, seconds);
-        const double all = n == 1 ? alone : window_rate(rt, n, n, seconds);
+    for (int w = 0; w < 9; ++w) {
+        const double alone = window_rate(rt, n, 1, 0.6 * seconds);
+        const double all = n == 1 ? alone : window_rate(rt, n, n, 0.6 * seconds);
         if (alone > 0 && all > 0) v.push_back(alone / all);
     }
     if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
+    return slowdown_of(v);
 }
 
 /// The last-level caches of the whole machine in bytes (each L3 domain's
@@ -343,7 +349,44 @@ std::map<unsigned, double> cached_per_count(
     return known;
 }
 
+double figure_of(const compute_ceiling& c) { return c.slowdown; }
+double figure_of(const memory_ceiling& m) { return m.bytes_per_s; }
+
+/// A ceiling (compute_ceiling or memory_ceiling: a worker count and one
+/// figure) per count through the cache: `measure` runs for the counts the
+/// file lacks.
+template <class Ceiling, class Measure>
+std::vector<Ceiling> cached_ceiling(const char* stem, const std::string& key, std::span<const unsigned> counts,
+                                    bool recalibrate, const Measure& measure) {
+    const std::map<unsigned, double> known =
+        cached_per_count(stem, key, counts, recalibrate, [&](const std::vector<unsigned>& missing) {
+            std::vector<std::pair<unsigned, double>> out;
+            for (const Ceiling& c : measure(missing)) out.emplace_back(c.workers, figure_of(c));
+            return out;
+        });
+    std::vector<Ceiling> out;
+    for (const unsigned n : counts) {
+        if (const auto it = known.find(n); it != known.end()) out.push_back({n, it->second});
+    }
+    return out;
+}
+
 }  // namespace
+
+double slowdown_of(std::span<const double> ratios) {
+    if (ratios.empty()) return std::numeric_limits<double>::quiet_NaN();
+    std::vector<double> v(ratios.begin(), ratios.end());
+    for (const double r : v) {
+        if (!(r > 0) || !std::isfinite(r)) return std::numeric_limits<double>::quiet_NaN();
+    }
+    std::sort(v.begin(), v.end());
+    // The first quartile by the nearest rank below; when it is above 1,
+    // so is the whole middle half.
+    const std::size_t n = v.size();
+    const double q1 = v[(n - 1) / 4];
+    const double median = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return q1 > 1.0 ? median : 1.0;
+}
 
 std::vector<compute_ceiling> measure_compute_ceiling(std::span<const unsigned> counts, placement_policy policy,
                                                      bool use_smt, double seconds) {
@@ -362,20 +405,10 @@ std::vector<compute_ceiling> measure_compute_ceiling(std::span<const unsigned> c
 
 std::vector<compute_ceiling> host_compute_ceiling(std::span<const unsigned> counts, placement_policy policy,
                                                   bool use_smt, bool recalibrate, double seconds) {
-    const std::map<unsigned, double> known =
-        cached_per_count("ceiling", cache_key(policy, use_smt) + " v2", counts, recalibrate,
-                         [&](const std::vector<unsigned>& missing) {
-                             std::vector<std::pair<unsigned, double>> out;
-                             for (const compute_ceiling& c : measure_compute_ceiling(missing, policy, use_smt, seconds)) {
-                                 out.emplace_back(c.workers, c.slowdown);
-                             }
-                             return out;
-                         });
-    std::vector<compute_ceiling> out;
-    for (const unsigned n : counts) {
-        if (const auto it = known.find(n); it != known.end()) out.push_back({n, it->second});
-    }
-    return out;
+    return cached_ceiling<compute_ceiling>("ceiling", cache_key(policy, use_smt) + " v3", counts, recalibrate,
+                                           [&](const std::vector<unsigned>& missing) {
+                                               return measure_compute_ceiling(missing, policy, use_smt, seconds);
+                                           });
 }
 
 std::vector<memory_ceiling> measure_memory_ceiling(std::span<const unsigned> counts, placement_policy policy,
@@ -393,20 +426,10 @@ std::vector<memory_ceiling> measure_memory_ceiling(std::span<const unsigned> cou
 
 std::vector<memory_ceiling> host_memory_ceiling(std::span<const unsigned> counts, placement_policy policy,
                                                 bool use_smt, bool recalibrate, double seconds) {
-    const std::map<unsigned, double> known =
-        cached_per_count("memory", cache_key(policy, use_smt) + " triad v1", counts, recalibrate,
-                         [&](const std::vector<unsigned>& missing) {
-                             std::vector<std::pair<unsigned, double>> out;
-                             for (const memory_ceiling& m : measure_memory_ceiling(missing, policy, use_smt, seconds)) {
-                                 out.emplace_back(m.workers, m.bytes_per_s);
-                             }
-                             return out;
-                         });
-    std::vector<memory_ceiling> out;
-    for (const unsigned n : counts) {
-        if (const auto it = known.find(n); it != known.end()) out.push_back({n, it->second});
-    }
-    return out;
+    return cached_ceiling<memory_ceiling>("memory", cache_key(policy, use_smt) + " triad v1", counts, recalibrate,
+                                          [&](const std::vector<unsigned>& missing) {
+                                              return measure_memory_ceiling(missing, policy, use_smt, seconds);
+                                          });
 }
 
 }  // namespace forkline::probe

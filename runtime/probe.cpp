@@ -10,6 +10,7 @@
 #include <limits>     // numeric_limits
 #include <map>        // map (per-count state)
 #include <mutex>      // once_flag
+#include <optional>   // optional
 #include <string>     // string
 #include <thread>     // sleep_for
 
@@ -136,6 +137,7 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
         bool done = false;
     };
     host_meter meter(true);
+    std::optional<std::chrono::steady_clock::time_point> first_timed;  // started_s counts from it
     // Waits, up to 200 ms, until every runtime but `except` has all its workers asleep.
     const auto settle = [](std::vector<state>& all, const state* except) {
         const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
@@ -185,6 +187,7 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
                 meter.start();
                 const double cpu0 = host_meter::own_cpu_seconds();
                 const auto t0 = std::chrono::steady_clock::now();
+                if (!first_timed) first_timed = t0;
                 repetition(*s.rt);
                 const double t = seconds_since(t0);
                 const double cpu1 = host_meter::own_cpu_seconds();
@@ -207,6 +210,7 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
                                                                     : d.others_cpus;
                 }
                 s.p.seconds.push_back(t);
+                s.p.started_s.push_back(std::chrono::duration<double>(t0 - *first_timed).count());
                 s.wall += t;
                 const counter_sums b = sum_counters(before);
                 const counter_sums a = sum_counters(after);
@@ -321,6 +325,45 @@ void memory_verdict(result& r, const point& top, const std::string& said) {
     r.why += ": shared caches, coherence traffic (false sharing) or contended locks";
 }
 
+}  // namespace
+
+std::vector<scaling_sample> paired_seconds(const std::vector<point>& points) {
+    std::vector<scaling_sample> out;
+    for (const point& p : points) out.push_back({p.workers, p.seconds});
+    // The reference: the lowest count measured (points are in count order).
+    const point* ref = nullptr;
+    for (const point& p : points) {
+        if (!p.seconds.empty()) {
+            ref = &p;
+            break;
+        }
+    }
+    if (ref == nullptr) return out;
+    for (const point& p : points) {
+        if (p.started_s.size() != p.seconds.size()) return out;  // not timed in rounds: as measured
+    }
+    std::vector<std::pair<double, double>> by_start;  // (started, seconds) of the reference
+    for (std::size_t k = 0; k < ref->seconds.size(); ++k) by_start.emplace_back(ref->started_s[k], ref->seconds[k]);
+    std::sort(by_start.begin(), by_start.end());
+    std::vector<double> sorted = ref->seconds;
+    std::sort(sorted.begin(), sorted.end());
+    const double level = quantile(sorted, 0.5);
+    for (std::size_t i = 0; i < points.size(); ++i) {
+        const point& p = points[i];
+        for (std::size_t j = 0; j < p.seconds.size(); ++j) {
+            // The reference's repetition that started last at or before this
+            // one (in a round the counts run in ascending order, so the same
+            // round's, which ended as this one began); the first if none.
+            auto it = std::upper_bound(by_start.begin(), by_start.end(), std::make_pair(p.started_s[j], k_inf));
+            const double at = it == by_start.begin() ? by_start.front().second : std::prev(it)->second;
+            if (at > 0 && std::isfinite(at)) out[i].seconds[j] = p.seconds[j] / at * level;
+        }
+    }
+    return out;
+}
+
+namespace {
+
 void decide(result& r) {
     std::stable_sort(r.points.begin(), r.points.end(), [](const point& a, const point& b) {
         return a.workers != b.workers ? a.workers < b.workers : a.ranks < b.ranks;
@@ -332,9 +375,10 @@ void decide(result& r) {
     }
     // The fits want each count once: points of the same count (2 ranks of 1
     // worker and 1 rank of 2) pool their repetitions, so the fits see what
-    // that many workers did whichever way they were split.
+    // that many workers did whichever way they were split. They take the
+    // times paired with the lowest count's (paired_seconds).
     std::vector<scaling_sample> pooled;
-    for (const scaling_sample& s : samples) {
+    for (const scaling_sample& s : paired_seconds(r.points)) {
         if (!pooled.empty() && pooled.back().workers == s.workers) {
             pooled.back().seconds.insert(pooled.back().seconds.end(), s.seconds.begin(), s.seconds.end());
         } else {

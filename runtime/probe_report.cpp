@@ -122,6 +122,11 @@ void write_point(json::writer& j, const point& p) {
     j.key("seconds").begin_array(true);
     for (const double s : p.seconds) j.value(s);
     j.end_array();
+    if (!p.started_s.empty()) {
+        j.key("started_s").begin_array(true);
+        for (const double s : p.started_s) j.value(s);
+        j.end_array();
+    }
     if (p.shares) {
         const time_shares& s = *p.shares;
         j.key("shares").begin_object(true);

@@ -56,6 +56,11 @@ struct point {
     /// workers; 0 for a run in one process.
     unsigned ranks = 0;
     std::vector<double> seconds;  ///< every timed repetition, in the order run
+    /// When each of `seconds` began, in seconds since the probe's first timed
+    /// repetition; empty where not known (a report read back from a file
+    /// without them). The fits use them to pair repetitions run close in
+    /// time (see analyse).
+    std::vector<double> started_s;
     double median_s = 0;          ///< median of `seconds`
     double min_s = 0;             ///< fastest repetition
     double max_s = 0;             ///< slowest repetition
@@ -219,9 +224,18 @@ struct compute_ceiling {
     double slowdown = 1;  ///< per-thread time at `workers` over at 1 (>= ~1)
 };
 
+/// The slowdown that paired windows show: each ratio is one thread alone's
+/// rate over n threads' per-thread rate, measured back to back. The median,
+/// when the middle half of the ratios (first to third quartile) lies wholly
+/// above 1; else 1, since noise that straddles 1, or ratios below it (which
+/// independent register-bound loops cannot give), is no slowdown the
+/// windows can tell. NaN for no ratios or any that is not positive.
+double slowdown_of(std::span<const double> ratios);
+
 /// Measures compute_ceiling at each count, on runtimes placed as scaling()
-/// places them (policy, use_smt), `seconds` of loop per count (the median of
-/// three windows). About counts.size() x seconds x 3 in all.
+/// places them (policy, use_smt): nine pairs of windows, one thread alone
+/// then all, 0.6 x `seconds` each, read by slowdown_of. About
+/// counts.size() x seconds x 11 in all.
 std::vector<compute_ceiling> measure_compute_ceiling(std::span<const unsigned> counts,
                                                      placement_policy policy = placement_policy::compact,
                                                      bool use_smt = false, double seconds = 0.1);
@@ -361,9 +375,20 @@ result scaling(std::string name, const std::function<void(runtime&)>& repetition
 /// Fills median_s, min_s, max_s and spread from p.seconds.
 void summarise(point& p);
 
+/// The times the fits see, one sample per point in the points' order (sorted
+/// by count). Where every point has its started_s, each repetition is
+/// divided by the lowest count's repetition that started last before it (in
+/// a round the counts run in ascending order: the same round's, which ended
+/// as this one began) and multiplied by that count's median. The fits then
+/// see ratios of times measured back to back, which a host whose speed
+/// drifts or jumps between states (a VM's clock, a neighbour) moves alike.
+/// Without start times, the times as measured.
+std::vector<scaling_sample> paired_seconds(const std::vector<point>& points);
+
 /// Fills speedup, efficiency, Karp-Flatt, work inflation, the fits and the
-/// verdict from `r.points` (and r.graph / r.pipeline when set). scaling()
-/// calls it; the external mode calls it on its own points.
+/// verdict from `r.points` (and r.graph / r.pipeline when set). The fits
+/// take paired_seconds; the speedups the plain medians. scaling() calls it;
+/// the external mode calls it on its own points.
 void analyse(result& r);
 
 /// How a work/span measurement is made.
