@@ -29,6 +29,7 @@
 #include "triad/triad.hpp"      // make_triad_workload
 #include "reduce/reduce.hpp"    // make_reduce_workload
 #include "sort/sort.hpp"        // make_sort_workload
+#include "loops/loops.hpp"      // make_loops_workload
 #include "measure.hpp"   // measure_in_child, config_result
 #include "report.hpp"    // describe_host, count_allowed_cpus, print_table, write_json
 #include "workload.hpp"  // workload, workload_entry, usage_error
@@ -61,6 +62,11 @@ const workload_entry k_workloads[] = {
      "    --n N          doubles, 1 <= N <= 2^30 (default 100000000)\n", &make_reduce_workload},
     {"sort", "sort N pseudo-random 64-bit keys; checks the order and that the keys are the input's",
      "    --n N          keys, 1 <= N <= 2^28 (default 10000000)\n", &make_sort_workload},
+    {"loops", "K parallel loops back to back, each L us of ideal time at the worker count: the cost of a join "
+              "and the next loop's start, against OpenMP's team and a spin barrier",
+     "    --loops K      loops timed, 1 <= K <= 10^6 (default 2000)\n"
+     "    --us L         each loop's ideal microseconds at the run's worker count, 1 <= L <= 10^6 (default 50)\n",
+     &make_loops_workload},
 };
 
 constexpr unsigned k_default_reps = 5;    // BENCHMARKING.md: at least 5
