@@ -19,6 +19,7 @@
 #include <cstddef>      // size_t
 #include <exception>    // exception
 #include <limits>       // numeric_limits
+#include <optional>     // optional
 #include <string>       // string, to_string
 #include <string_view>  // string_view
 #include <utility>      // exchange
@@ -464,12 +465,15 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
     }
 
     probe::host_meter meter(false);
+    std::optional<std::chrono::steady_clock::time_point> first_timed;  // started_s counts from it
     std::vector<unsigned> set_aside(shapes.size(), 0);  // disturbed runs not kept, per shape
     // One run of shape i; false when it failed, with r.error said.
     auto run_once = [&](std::size_t i, unsigned repetition) -> bool {
         const unsigned w = shapes[i].workers;
         const unsigned total = r.points[i].workers;
         command_run c;
+        const auto began = std::chrono::steady_clock::now();
+        if (repetition > 0 && !first_timed) first_timed = began;
         try {
             meter.start();
             c = run_command(substitute_workers(argv, w, shapes[i].ranks), w, show_output);
@@ -498,6 +502,7 @@ probe::result probe_command(std::span<const std::string> argv, const probe::opti
             p.others_cpus = std::isfinite(p.others_cpus) ? std::max(p.others_cpus, d.others_cpus) : d.others_cpus;
         }
         p.seconds.push_back(c.wall_s);
+        p.started_s.push_back(std::chrono::duration<double>(began - *first_timed).count());
         usage[i].user_s.push_back(c.user_s);
         usage[i].sys_s.push_back(c.sys_s);
         usage[i].peak_rss_kb.push_back(static_cast<double>(c.peak_rss_kb));
