@@ -55,12 +55,16 @@ struct loops_shape {
 double loops_element_ns();
 
 /// K of `x` from loops_start, stepped K times each: K if every sampled
-/// element (about 1000, both ends included) is right, else -(wrong ones).
+/// element (both ends included) is right, else -(wrong ones). Each sample
+/// costs K steps, so the samples shrink as K grows: 1000 up to K = 4000,
+/// then 4 x 10^6 / K, never under 16 (about 0.1 s at most here).
 /// Inline: the OpenMP module calls it too and sees no symbol of the driver.
 inline std::int64_t loops_check(const std::vector<std::uint64_t>& x, unsigned loops) {
     std::int64_t wrong = 0;
     const std::size_t n = x.size();
-    const std::size_t stride = n / 1000 > 1 ? n / 1000 : 1;
+    std::size_t samples = loops > 0 ? 4'000'000 / loops : 1000;
+    samples = samples > 1000 ? 1000 : (samples < 16 ? 16 : samples);
+    const std::size_t stride = n / samples > 1 ? n / samples : 1;
     auto test = [&](std::size_t i) {
         std::uint64_t v = loops_start(i);
         for (unsigned k = 0; k < loops; ++k) v = loops_step(v);
