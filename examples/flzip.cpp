@@ -1,17 +1,20 @@
 // examples/flzip.cpp: parallel gzip on a forkline pipeline.
 //
-//   flzip [-1..-9] [-p N] [-b KIB] [-c] [-k] [-f] [FILE]
+//   flzip [-1..-9] [-p N] [-b KIB] [--engine zlib|isal|libdeflate] [-c] [-k] [-f] [FILE]
 //
 //   read (serial, in order) -> deflate (parallel) -> write (serial, in order)
 //
-// The output is one gzip member laid out as pigz lays it out. The input is cut
-// into blocks; each block is deflated by its own z_stream, primed with the
-// 32 KiB of input just before it so that matches reach back across the cut as
-// they would in one sequential deflate. Every block but the last ends with a
-// sync flush, which ends its deflate blocks at a byte boundary, so the blocks'
-// outputs concatenate into one valid deflate stream; the last ends with
-// Z_FINISH. Each block's CRC-32 is computed beside its compression and the
-// writer combines them in order (crc32_combine) for the trailer.
+// With zlib or ISA-L the output is one gzip member laid out as pigz lays it
+// out. The input is cut into blocks; each block is deflated by its own
+// stream, primed with the 32 KiB of input just before it so that matches
+// reach back across the cut as they would in one sequential deflate. Every
+// block but the last ends with a sync flush, which ends its deflate blocks at
+// a byte boundary, so the blocks' outputs concatenate into one valid deflate
+// stream; the last ends the stream. Each block's CRC-32 is computed beside its
+// compression and the writer combines them in order (crc32_combine) for the
+// trailer. libdeflate compresses whole buffers only, so with it each block is
+// a gzip member of its own and the file their concatenation (RFC 1952 2.2).
+// Which engine serves which level by default: flzip_core.hpp, default_engine.
 #include <fcntl.h>   // open, O_* flags
 #include <unistd.h>  // close, unlink, isatty
 #include <zlib.h>    // deflate*, crc32_z, crc32_combine
@@ -45,15 +48,23 @@ namespace {
 using namespace flzip;
 
 constexpr const char* k_usage =
-    "usage: flzip [-1..-9] [-p N] [-b KIB] [-c] [-k] [-f] [FILE]\n"
+    "usage: flzip [-1..-9] [-p N] [-b KIB] [--engine NAME] [-c] [-k] [-f] [FILE]\n"
     "\n"
-    "Compresses FILE into FILE.gz, or standard input to standard output, as one\n"
-    "gzip member: blocks of the input are deflated in parallel on forkline's\n"
+    "Compresses FILE into FILE.gz, or standard input to standard output, in\n"
+    "gzip's format: blocks of the input are deflated in parallel on forkline's\n"
     "workers and written in order. gzip -d and pigz -d read the result.\n"
     "\n"
     "  -1 .. -9    compression level (default 6)\n"
     "  -p N        use N workers (default: one per allowed core, or FORKLINE_WORKERS)\n"
-    "  -b KIB      block size in KiB, 32 to 1048576 (default 128)\n"
+    "  -b KIB      block size in KiB, 32 to 1048576 (default 128 for zlib,\n"
+    "              512 for isal, 1024 for libdeflate)\n"
+    "  --engine NAME  deflate engine: zlib, isal (levels 1-3 of its own; -4 and up\n"
+    "              use its best, 3) or libdeflate. Default: the fastest measured\n"
+    "              whose output is within 1% of zlib's size at the level: isal at\n"
+    "              -1, libdeflate at -2 to -7, zlib at -8 and -9. zlib and isal\n"
+    "              write one gzip member; libdeflate one member per block, which\n"
+    "              every gzip reader takes as one file (gzip -l shows the last\n"
+    "              member's size only).\n"
     "  -c          write to standard output, even with FILE\n"
     "  -k          keep FILE; accepted for gzip's sake: flzip never deletes its input\n"
     "  -f          overwrite an existing FILE.gz; write to a terminal\n"
@@ -70,7 +81,8 @@ constexpr std::size_t k_max_block_kib = 1024 * 1024;
 struct options {
     int level = 6;
     unsigned workers = 0;  // 0: forkline's default (all allowed cores, FORKLINE_WORKERS)
-    std::size_t block_kib = 128;
+    std::size_t block_kib = 0;  // 0: the engine's default (default_block_kib)
+    std::optional<engine> chosen;  // --engine; none: default_engine(level)
     bool to_stdout = false;
     bool force = false;
     std::string input;  // empty or "-": standard input
@@ -119,6 +131,23 @@ std::optional<options> parse_options(int argc, char** argv) {
             continue;
         }
         if (arg == "--help") return std::nullopt;
+        if (arg == "--engine" || arg.rfind("--engine=", 0) == 0) {
+            std::string name;
+            if (arg.size() > 8) {
+                name = arg.substr(9);
+            } else {
+                if (i + 1 >= argc) throw usage_error("--engine needs a value: zlib, isal or libdeflate");
+                name = argv[++i];
+            }
+            o.chosen = parse_engine(name);
+            if (!o.chosen) {
+                throw usage_error("--engine takes zlib, isal or libdeflate, not '" + name + "'");
+            }
+            if (!engine_built(*o.chosen)) {
+                throw usage_error("--engine " + name + ": this flzip was built without it");
+            }
+            continue;
+        }
         if (arg[1] == '-') throw usage_error("unknown option '" + arg + "'");
         // A cluster of one-letter options, as in "-9cf" or "-p2".
         for (std::size_t k = 1; k < arg.size(); ++k) {
@@ -154,22 +183,21 @@ std::optional<options> parse_options(int argc, char** argv) {
     return o;
 }
 
-/// One block_deflater per worker, made by that worker on its first block.
+/// One compressor per worker, made by that worker on its first block.
 class deflater_pool {
 public:
-    deflater_pool(forkline::runtime& rt, int level)
-        : m_rt(rt), m_level(level), m_slots(rt.worker_count()) {}
+    deflater_pool(forkline::runtime& rt, engine e, int level)
+        : m_rt(rt), m_engine(e), m_level(level), m_slots(rt.worker_count()) {}
 
     packed_block deflate_block(raw_block& b) {
         const int w = m_rt.current_worker_index();
         if (w < 0 || static_cast<std::size_t>(w) >= m_slots.size()) {
             // Not one of rt's workers (the pipeline runs stages on workers,
             // so this is a fallback): a stream of its own for this block.
-            block_deflater d(m_level);
-            return d.deflate_block(b);
+            return make_compressor(m_engine, m_level)->deflate_block(b);
         }
-        std::unique_ptr<block_deflater>& mine = m_slots[static_cast<std::size_t>(w)].deflater;
-        if (!mine) mine = std::make_unique<block_deflater>(m_level);
+        std::unique_ptr<block_compressor>& mine = m_slots[static_cast<std::size_t>(w)].deflater;
+        if (!mine) mine = make_compressor(m_engine, m_level);
         return mine->deflate_block(b);
     }
 
@@ -177,9 +205,10 @@ private:
     // written by: worker w only (and destroyed after run_pipeline returned);
     // padded so that two workers' slots never share a cache line.
     struct alignas(64) slot {
-        std::unique_ptr<block_deflater> deflater;
+        std::unique_ptr<block_compressor> deflater;
     };
     forkline::runtime& m_rt;
+    engine m_engine;
     int m_level;
     std::vector<slot> m_slots;
 };
@@ -355,7 +384,9 @@ forkline::runtime_config runtime_config_for(const options& o) {
 void compress(const options& o) {
     forkline::runtime rt(runtime_config_for(o));
 
-    const std::size_t block_bytes = o.block_kib * 1024;
+    const engine e = o.chosen ? *o.chosen : default_engine(o.level);
+    const bool members = writes_members(e);
+    const std::size_t block_bytes = (o.block_kib != 0 ? o.block_kib : default_block_kib(e)) * 1024;
     io::reader_options ro;
     ro.chunk_bytes = block_bytes;
     ro.depth = 4;
@@ -377,13 +408,18 @@ void compress(const options& o) {
     // the file is closed and, on failure, removed.
     io::writer out(file ? file->fd() : STDOUT_FILENO, file ? file->path() : "(stdout)", wo);
 
-    io::chunk header = gzip_header(o.level);
-    const std::uint64_t header_bytes = header.data.size();
-    out.write(std::move(header));
+    // One member: its header first, its trailer last. A member per block:
+    // each block brings its own.
+    std::uint64_t header_bytes = 0;
+    if (!members) {
+        io::chunk header = gzip_header(o.level);
+        header_bytes = header.data.size();
+        out.write(std::move(header));
+    }
 
-    deflater_pool deflaters(rt, o.level);
+    deflater_pool deflaters(rt, e, o.level);
     block_source source(*in);
-    block_sink sink(out, header_bytes, 1);
+    block_sink sink(out, header_bytes, members ? 0 : 1);
     // Enough items in flight that every worker has a block to deflate while
     // others wait to be read or written, and few enough to bound memory.
     const std::size_t tokens = std::size_t{4} * rt.worker_count();
@@ -402,7 +438,7 @@ void compress(const options& o) {
         forkline::stage(forkline::serial_in_order, "write",
                         [&](packed_block& p, forkline::flow_control& fc) { sink.put(p, fc); }));
 
-    out.write(gzip_trailer(sink.crc(), sink.length(), sink.sequence(), sink.offset()));
+    if (!members) out.write(gzip_trailer(sink.crc(), sink.length(), sink.sequence(), sink.offset()));
     out.finish();
     if (file) file->keep(out.bytes_written());
 }

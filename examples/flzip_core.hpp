@@ -1,18 +1,40 @@
-// examples/flzip_core.hpp: flzip's engine without its pipeline: a block's
-// deflate, primed with the input before it, the window carried from block to
-// block, and the gzip member's header and trailer. examples/flzip.cpp runs
-// it on forkline's workers; tests/fuzz/ checks it against zlib's inflate.
+// examples/flzip_core.hpp: flzip's engines without its pipeline: a block's
+// deflate, primed with the input before it (zlib, ISA-L's igzip) or whole
+// (libdeflate, one gzip member per block), the window carried from block to
+// block, the gzip member's header and trailer, and which engine serves which
+// level. examples/flzip.cpp runs them on forkline's workers; tests/fuzz/
+// checks them against zlib's inflate.
 #pragma once
 
 #include <zlib.h>  // deflate*, crc32_z
+
+// The build says which optional engines it has (examples/meson.build).
+#ifndef FLZIP_HAVE_ISAL
+#define FLZIP_HAVE_ISAL 0
+#endif
+#ifndef FLZIP_HAVE_LIBDEFLATE
+#define FLZIP_HAVE_LIBDEFLATE 0
+#endif
+
+#if FLZIP_HAVE_ISAL
+#include <isa-l/crc.h>        // crc32_gzip_refl
+#include <isa-l/igzip_lib.h>  // isal_deflate*
+#endif
+#if FLZIP_HAVE_LIBDEFLATE
+#include <libdeflate.h>  // libdeflate_*compress*, libdeflate_crc32
+#endif
 
 #include <algorithm>  // min
 #include <cstddef>    // size_t
 #include <cstdint>    // uint32_t, uint64_t
 #include <cstring>    // memcpy
+#include <memory>     // unique_ptr, make_unique
+#include <optional>   // optional
 #include <span>       // span
 #include <stdexcept>  // runtime_error
 #include <string>     // string, to_string
+#include <string_view>  // string_view
+#include <vector>     // vector
 
 #include <forkline/io.hpp>  // io::buffer, io::chunk
 
@@ -33,6 +55,76 @@ public:
                              std::to_string(code) + ")") {}
 };
 
+/// ISA-L or libdeflate refused: names the library, the call and its code.
+class engine_error : public std::runtime_error {
+public:
+    engine_error(const char* library, const char* call, long code)
+        : std::runtime_error(std::string(library) + " " + call + " failed (code " +
+                             std::to_string(code) + ")") {}
+};
+
+/// The deflate engines flzip can run. Which serves a level by default was
+/// measured (bench/RESULTS.md "flzip's deflate engines"): the fastest whose
+/// output is at most 1% larger than zlib's at the same level.
+enum class engine { zlib, isal, libdeflate };
+
+inline const char* engine_name(engine e) noexcept {
+    switch (e) {
+        case engine::isal: return "isal";
+        case engine::libdeflate: return "libdeflate";
+        case engine::zlib: break;
+    }
+    return "zlib";
+}
+
+inline std::optional<engine> parse_engine(std::string_view name) noexcept {
+    if (name == "zlib") return engine::zlib;
+    if (name == "isal") return engine::isal;
+    if (name == "libdeflate") return engine::libdeflate;
+    return std::nullopt;
+}
+
+/// Whether this build has the engine (ISA-L and libdeflate are optional).
+inline bool engine_built(engine e) noexcept {
+    switch (e) {
+        case engine::isal: return FLZIP_HAVE_ISAL != 0;
+        case engine::libdeflate: return FLZIP_HAVE_LIBDEFLATE != 0;
+        case engine::zlib: break;
+    }
+    return true;
+}
+
+/// The engine for a level when none is named: ISA-L at 1 (3.7x zlib's speed,
+/// 2% smaller output), libdeflate at 2-7 (1.0-1.7x, 3-5% smaller), zlib at 8
+/// and 9 (where libdeflate was 10-30% slower). Falls back to zlib where the
+/// build lacks the measured choice.
+inline engine default_engine(int level) noexcept {
+    engine e = level <= 1 ? engine::isal : level <= 7 ? engine::libdeflate : engine::zlib;
+    return engine_built(e) ? e : engine::zlib;
+}
+
+/// Block size when none is given. zlib's 128 KiB is pigz's. ISA-L was 10-15%
+/// faster at 512 KiB than at 128 (less per-block set-up and flushing);
+/// libdeflate has no dictionary, so each block starts with no history, which
+/// cost 5% in size at 128 KiB and under 1% at 1 MiB.
+inline std::size_t default_block_kib(engine e) noexcept {
+    switch (e) {
+        case engine::isal: return 512;
+        case engine::libdeflate: return 1024;
+        case engine::zlib: break;
+    }
+    return 128;
+}
+
+/// Whether the engine writes each block as a gzip member of its own (header,
+/// deflate data, trailer) rather than a piece of one member's deflate stream.
+inline bool writes_members(engine e) noexcept { return e == engine::libdeflate; }
+
+/// The engine's level for a gzip level 1-9: ISA-L has levels 0-3 only.
+inline int engine_level(engine e, int level) noexcept {
+    return e == engine::isal ? std::min(level, 3) : level;
+}
+
 /// What the read stage hands on: a block of input, the input just before it
 /// (deflate's dictionary) and whether it is the last.
 struct raw_block {
@@ -49,9 +141,16 @@ struct packed_block {
     bool handed_over = false;  // the writer took `output` (a paused call is repeated)
 };
 
+/// Compresses one block at a time; one per worker, kept from block to block.
+class block_compressor {
+public:
+    virtual ~block_compressor() = default;
+    virtual packed_block deflate_block(raw_block& b) = 0;
+};
+
 /// One z_stream, reset for every block rather than set up anew, because
 /// deflateInit2 allocates and clears about 270 KiB at memLevel 8.
-class block_deflater {
+class block_deflater final : public block_compressor {
 public:
     explicit block_deflater(int level) {
         // windowBits -15: raw deflate (the gzip framing is ours); memLevel 8
@@ -63,7 +162,7 @@ public:
     block_deflater(const block_deflater&) = delete;
     block_deflater& operator=(const block_deflater&) = delete;
 
-    packed_block deflate_block(raw_block& b) {
+    packed_block deflate_block(raw_block& b) override {
         const std::span<const char> in = b.input.data.bytes();
         packed_block p;
         p.length = in.size();
@@ -165,6 +264,167 @@ inline io::chunk gzip_trailer(std::uint32_t crc, std::uint64_t length, std::uint
         t[4 + i] = static_cast<unsigned char>(isize >> (8 * i));
     }
     return small_chunk(t, sequence, offset);
+}
+
+}  // namespace flzip
+
+namespace flzip {
+
+#if FLZIP_HAVE_ISAL
+/// ISA-L's igzip: one isal_zstream per worker, reset for every block, primed
+/// with the window like zlib's and ended with a sync flush (or the end of
+/// the stream), so that its blocks join zlib's layout: one gzip member.
+class isal_deflater final : public block_compressor {
+public:
+    explicit isal_deflater(int level) : m_level_buf(level_buf_bytes(level)) {
+        isal_deflate_init(&m_s);
+        m_s.level = static_cast<std::uint32_t>(level);
+        m_s.level_buf = m_level_buf.empty() ? nullptr : m_level_buf.data();
+        m_s.level_buf_size = static_cast<std::uint32_t>(m_level_buf.size());
+        m_s.gzip_flag = IGZIP_DEFLATE;  // raw deflate: the gzip framing is ours
+    }
+
+    packed_block deflate_block(raw_block& b) override {
+        const std::span<const char> in = b.input.data.bytes();
+        packed_block p;
+        p.length = in.size();
+        p.crc = crc32_gzip_refl(0, bytes_of(in.data()), in.size());
+
+        isal_deflate_reset(&m_s);  // keeps level, buffers, framing
+        m_s.flush = SYNC_FLUSH;
+        m_s.end_of_stream = b.last ? 1 : 0;
+        if (!b.window.empty()) {
+            const int rc = isal_deflate_set_dict(&m_s, bytes_of(b.window.data()),
+                                                 static_cast<std::uint32_t>(b.window.size()));
+            if (rc != COMP_OK) throw engine_error("ISA-L", "isal_deflate_set_dict", rc);
+        }
+        // Stored blocks bound what incompressible input costs: 5 bytes per
+        // 64 KiB, plus a block header and the flush. Growing is for safety.
+        std::size_t capacity = in.size() + in.size() / 1024 + ISAL_DEF_MAX_HDR_SIZE + 64;
+        io::buffer out(capacity);
+        std::size_t produced = 0;
+        m_s.next_in = const_cast<std::uint8_t*>(bytes_of(in.data()));  // the API is not const
+        m_s.avail_in = static_cast<std::uint32_t>(in.size());
+        // Done when all input is taken and the flush (or the final block)
+        // is written; ISA-L resumes where it stopped when output ran out.
+        int idle_calls = 0;
+        for (;;) {
+            if (produced == capacity) {
+                // Deflate never needs four times its input (stored blocks
+                // cost 5 bytes per 64 KiB): past that ISA-L is looping.
+                if (capacity > 4 * in.size() + (std::size_t{1} << 20)) {
+                    throw engine_error("ISA-L", "isal_deflate (output without end)", m_s.internal_state.state);
+                }
+                io::buffer bigger(capacity * 2);
+                std::memcpy(bigger.data(), out.data(), produced);
+                out = std::move(bigger);
+                capacity *= 2;
+            }
+            const std::uint32_t in_before = m_s.avail_in;
+            m_s.next_out = reinterpret_cast<std::uint8_t*>(out.data() + produced);
+            m_s.avail_out = static_cast<std::uint32_t>(capacity - produced);
+            const std::size_t out_before = produced;
+            const int rc = isal_deflate(&m_s);
+            produced = capacity - m_s.avail_out;
+            if (rc != COMP_OK) throw engine_error("ISA-L", "isal_deflate", rc);
+            const auto state = m_s.internal_state.state;
+            if (m_s.avail_in == 0 && (b.last ? state == ZSTATE_END : state == ZSTATE_NEW_HDR)) break;
+            // Two calls in a row that neither took input nor wrote output,
+            // with room to write, would loop for ever: ISA-L's fault, said.
+            const bool idle = m_s.avail_in == in_before && produced == out_before && produced != capacity;
+            idle_calls = idle ? idle_calls + 1 : 0;
+            if (idle_calls == 2) throw engine_error("ISA-L", "isal_deflate (no progress)", state);
+        }
+        out.resize(produced);
+        p.output.data = std::move(out);
+        b.window = io::buffer{};
+        return p;
+    }
+
+private:
+    static std::size_t level_buf_bytes(int level) {
+        switch (level) {
+            case 0: return 0;
+            case 1: return ISAL_DEF_LVL1_DEFAULT;
+            case 2: return ISAL_DEF_LVL2_DEFAULT;
+            case 3: return ISAL_DEF_LVL3_DEFAULT;
+            default: throw engine_error("ISA-L", "level (0-3 only)", level);
+        }
+    }
+    static std::uint8_t* bytes_of(char* p) noexcept { return reinterpret_cast<std::uint8_t*>(p); }
+    static const std::uint8_t* bytes_of(const char* p) noexcept {
+        return reinterpret_cast<const std::uint8_t*>(p);
+    }
+
+    std::vector<std::uint8_t> m_level_buf;  // the level's hash tables; isal_zstream points here
+    isal_zstream m_s{};
+};
+#endif
+
+#if FLZIP_HAVE_LIBDEFLATE
+/// libdeflate: a whole buffer at a time, with no dictionary and no way to
+/// leave a stream open, so every block becomes a gzip member of its own
+/// (RFC 1952 allows a file of several; gzip -d, pigz -d and zlib's
+/// gunzip read them as one). The input's first 32 KiB has no history to
+/// refer back to, which large blocks make rare.
+class libdeflate_member_compressor final : public block_compressor {
+public:
+    explicit libdeflate_member_compressor(int level)
+        : m_c(libdeflate_alloc_compressor(level)), m_level(level) {
+        if (m_c == nullptr) throw engine_error("libdeflate", "libdeflate_alloc_compressor", level);
+    }
+    ~libdeflate_member_compressor() override { libdeflate_free_compressor(m_c); }
+    libdeflate_member_compressor(const libdeflate_member_compressor&) = delete;
+    libdeflate_member_compressor& operator=(const libdeflate_member_compressor&) = delete;
+
+    packed_block deflate_block(raw_block& b) override {
+        const std::span<const char> in = b.input.data.bytes();
+        packed_block p;
+        p.length = in.size();
+        p.crc = static_cast<std::uint32_t>(libdeflate_crc32(0, in.data(), in.size()));
+
+        const io::chunk header = gzip_header(m_level);
+        const std::size_t h = header.data.size();
+        const std::size_t bound = libdeflate_deflate_compress_bound(m_c, in.size());
+        io::buffer out(h + bound + 8);
+        std::memcpy(out.data(), header.data.data(), h);
+        const std::size_t n =
+            libdeflate_deflate_compress(m_c, in.data(), in.size(), out.data() + h, bound);
+        // The bound is libdeflate's promise; 0 means it was broken.
+        if (n == 0) throw engine_error("libdeflate", "libdeflate_deflate_compress", 0);
+        const io::chunk trailer = gzip_trailer(p.crc, p.length, 0, 0);
+        std::memcpy(out.data() + h + n, trailer.data.data(), trailer.data.size());
+        out.resize(h + n + trailer.data.size());
+        p.output.data = std::move(out);
+        b.window = io::buffer{};
+        return p;
+    }
+
+private:
+    libdeflate_compressor* m_c;
+    int m_level;
+};
+#endif
+
+/// A compressor of engine `e` for gzip level `level` (1-9); throws
+/// engine_error when this build lacks the engine.
+inline std::unique_ptr<block_compressor> make_compressor(engine e, int level) {
+    switch (e) {
+        case engine::isal:
+#if FLZIP_HAVE_ISAL
+            return std::make_unique<isal_deflater>(engine_level(e, level));
+#else
+            throw engine_error("ISA-L", "(not in this build)", 0);
+#endif
+        case engine::libdeflate:
+#if FLZIP_HAVE_LIBDEFLATE
+            return std::make_unique<libdeflate_member_compressor>(level);
+#else
+            throw engine_error("libdeflate", "(not in this build)", 0);
+#endif
+        case engine::zlib: break;
+    }
+    return std::make_unique<block_deflater>(level);
 }
 
 }  // namespace flzip

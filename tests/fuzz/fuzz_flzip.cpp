@@ -1,9 +1,10 @@
-// tests/fuzz/fuzz_flzip.cpp: flzip's engine (examples/flzip_core.hpp) on
+// tests/fuzz/fuzz_flzip.cpp: flzip's engines (examples/flzip_core.hpp) on
 // arbitrary input, cut into blocks of a random size and compressed at a
-// random level the way flzip's pipeline does it (each block primed with the
-// 32 KiB before it, a sync flush after every block but the last, the CRCs
-// combined in order), then read back with zlib's own inflate: a valid gzip
-// member holding exactly the input.
+// random level with a random engine the way flzip's pipeline does it (zlib
+// and ISA-L: each block primed with the 32 KiB before it, a sync flush after
+// every block but the last, the CRCs combined in order; libdeflate: a gzip
+// member per block), then read back with zlib's own inflate: valid gzip
+// holding exactly the input.
 #include "flzip_core.hpp"  // block_deflater, next_window, gzip_header, gzip_trailer
 
 #include "fuzz_support.hpp"  // FORKLINE_FUZZ_CHECK, sizes
@@ -31,20 +32,27 @@ io::buffer copy_of(const char* p, std::size_t n) {
 
 void append(std::string& out, const io::chunk& c) { out.append(c.data.data(), c.data.size()); }
 
-// zlib's inflate of a whole gzip member; false when zlib refuses it or bytes follow it.
-bool gunzip(const std::string& member, std::string& out) {
+// zlib's inflate of whole gzip members, one after another as gzip -d reads
+// them; false when zlib refuses one, one ends early, or none is there.
+bool gunzip(const std::string& members, std::string& out) {
     z_stream z{};
     if (inflateInit2(&z, 16 + 15) != Z_OK) return false;
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(member.data()));
-    z.avail_in = static_cast<uInt>(member.size());
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(members.data()));
+    z.avail_in = static_cast<uInt>(members.size());
     char buf[16384];
     int rc = Z_OK;
-    while (rc == Z_OK) {
+    for (;;) {
         z.next_out = reinterpret_cast<Bytef*>(buf);
         z.avail_out = sizeof buf;
         rc = inflate(&z, Z_NO_FLUSH);
         out.append(buf, sizeof buf - z.avail_out);
-        if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // the member ended early
+        if (rc == Z_STREAM_END) {
+            if (z.avail_in == 0) break;
+            if (inflateReset(&z) != Z_OK) break;  // the next member
+            rc = Z_OK;
+            continue;
+        }
+        if (rc != Z_OK) break;  // refused, or (Z_BUF_ERROR) a member ended early
     }
     const bool whole = rc == Z_STREAM_END && z.avail_in == 0;
     inflateEnd(&z);
@@ -59,6 +67,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::memcpy(&seed, data, 8);
     forkline_fuzz::sizes draw(seed);
     const int level = 1 + data[8] % 9;
+    // The engine, among those built; the rest of data[8] picks it.
+    flzip::engine e = static_cast<flzip::engine>((data[8] / 9) % 3);
+    if (!flzip::engine_built(e)) e = flzip::engine::zlib;
+    const bool members = flzip::writes_members(e);
     // Blocks from 1 byte (flzip's smallest is 32 KiB; the engine takes any)
     // up to past the window, and inputs repeated to reach beyond it too.
     const std::size_t block = (data[9] & 3) == 3 ? draw.in(1, 70000) : draw.in(1, 512);
@@ -76,10 +88,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t block_bytes = std::max(block, input.size() / 64 + 1);
 
     std::string member;
-    append(member, flzip::gzip_header(level));
-    static std::unique_ptr<flzip::block_deflater> workers[10];
-    if (!workers[level]) workers[level] = std::make_unique<flzip::block_deflater>(level);
-    flzip::block_deflater& worker = *workers[level];
+    if (!members) append(member, flzip::gzip_header(level));
+    static std::unique_ptr<flzip::block_compressor> workers[3][10];
+    std::unique_ptr<flzip::block_compressor>& kept = workers[static_cast<int>(e)][level];
+    if (!kept) kept = flzip::make_compressor(e, level);
+    flzip::block_compressor& worker = *kept;
     io::buffer window;
     std::uint32_t crc = 0;
     std::uint64_t length = 0;
@@ -102,15 +115,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (shared_stream) {
             p = worker.deflate_block(b);
         } else {
-            flzip::block_deflater own(level);
-            p = own.deflate_block(b);
+            p = flzip::make_compressor(e, level)->deflate_block(b);
         }
         FORKLINE_FUZZ_CHECK(p.length == n);
         append(member, p.output);
         crc = static_cast<std::uint32_t>(crc32_combine(crc, p.crc, static_cast<z_off_t>(p.length)));
         length += p.length;
     } while (at < input.size());
-    append(member, flzip::gzip_trailer(crc, length, 0, 0));
+    if (!members) append(member, flzip::gzip_trailer(crc, length, 0, 0));
 
     std::string back;
     FORKLINE_FUZZ_CHECK(gunzip(member, back));
