@@ -106,6 +106,8 @@ std::unique_ptr<workload> make_sort_workload();
 sample run_sort_forkline(std::size_t n, unsigned workers);
 sample run_sort_serial(std::size_t n);
 sample run_sort_tbb(std::size_t n, unsigned workers);
+/// std::sort(std::execution::par, ...) on libstdc++'s oneTBB backend (sort_std_par.cpp).
+sample run_sort_std_par(std::size_t n, unsigned workers);
 
 }  // namespace forkline_bench
 

@@ -47,6 +47,11 @@ const sort_variant k_variants[] = {
     {{"forkline", true, ""}, &run_sort_forkline},
     {{"serial", false, ""}, &run_serial_any_workers},
     FORKLINE_BENCH_TBB_VARIANT(&run_sort_tbb),
+#if FORKLINE_BENCH_HAVE_TBB
+    {{"std-par", true, ""}, &run_sort_std_par},
+#else
+    {{"std-par", true, k_tbb_absent}, nullptr},
+#endif
     FORKLINE_BENCH_SORT_OMP_ROW,
 };
 

@@ -67,6 +67,85 @@ std::ptrdiff_t ninther(It first, std::ptrdiff_t n, Comp& comp) {
     return median_of_three(first, m1, m2, m3, comp);
 }
 
+/// std::partition's result (the trues first; returns the first false) with
+/// few mispredicted branches, after Edelkamp and Weiss's BlockQuicksort:
+/// from each end a block of 64 elements is classified into a list of
+/// misplaced offsets (a compare and an add per element, no branch on the
+/// outcome), then the two lists are swapped pairwise. What is left, under
+/// two blocks, goes to std::partition. For cheap comparisons (numbers) this
+/// is about twice as fast as a branching partition on random input.
+template <class It, class Pred>
+It block_partition(It first, It last, Pred& pred) {
+    constexpr int k_block = 64;
+    unsigned char off_l[k_block];
+    unsigned char off_r[k_block];
+    int num_l = 0;
+    int num_r = 0;
+    int start_l = 0;
+    int start_r = 0;
+    while (last - first > 2 * k_block) {
+        if (num_l == 0) {
+            start_l = 0;
+            for (int i = 0; i < k_block; ++i) {
+                off_l[num_l] = static_cast<unsigned char>(i);
+                num_l += !pred(first[i]);  // a false on the left: misplaced
+            }
+        }
+        if (num_r == 0) {
+            start_r = 0;
+            for (int i = 0; i < k_block; ++i) {
+                off_r[num_r] = static_cast<unsigned char>(i);
+                num_r += pred(*(last - 1 - i)) ? 1 : 0;  // a true on the right: misplaced
+            }
+        }
+        const int num = num_l < num_r ? num_l : num_r;
+        for (int j = 0; j < num; ++j) {
+            std::iter_swap(first + off_l[start_l + j], last - 1 - off_r[start_r + j]);
+        }
+        num_l -= num;
+        num_r -= num;
+        start_l += num;
+        start_r += num;
+        if (num_l == 0) first += k_block;
+        if (num_r == 0) last -= k_block;
+    }
+    // Left of first all trues, right of last all falses; the blocks still
+    // holding misplaced offsets lie inside [first, last) and are redone whole.
+    return std::partition(first, last, pred);
+}
+
+/// Sorts [first, first + n) on this thread: quicksort with block partitions,
+/// std::sort for pieces of up to 1024 elements and past depth_left levels.
+template <class It, class Comp>
+void sequential_sort(It first, std::ptrdiff_t n, int depth_left, Comp& comp) {
+    constexpr std::ptrdiff_t k_small = 1024;
+    while (n > k_small && depth_left > 0) {
+        --depth_left;
+        std::iter_swap(first, first + ninther(first, n, comp));
+        It rest = first + 1;
+        auto below = [&](const auto& x) { return comp(x, *first); };
+        const std::ptrdiff_t m = block_partition(rest, first + n, below) - rest;
+        std::iter_swap(first, first + m);
+        std::ptrdiff_t right = m + 1;
+        if (m < n / 8) {
+            It p = first + m;
+            auto not_above = [&](const auto& x) { return !comp(*p, x); };
+            right += block_partition(first + right, first + n, not_above) - (first + right);
+        }
+        // The smaller side by recursion, the larger by the loop: the stack
+        // stays O(log n) deep.
+        if (m < n - right) {
+            sequential_sort(first, m, depth_left, comp);
+            first += right;
+            n -= right;
+        } else {
+            sequential_sort(first + right, n - right, depth_left, comp);
+            n = m;
+        }
+    }
+    std::sort(first, first + n, comp);
+}
+
 /// Moves the elements of [first, first + n) for which pred holds to the front,
 /// in parallel, and returns how many there are (as std::partition, not stable).
 /// Each of `blocks` blocks is partitioned on its own; then, with L the total
@@ -80,7 +159,7 @@ std::ptrdiff_t parallel_partition(It first, std::ptrdiff_t n, Pred& pred, std::p
     std::vector<std::ptrdiff_t> trues(static_cast<std::size_t>(blocks));
     parallel_for(std::ptrdiff_t{0}, blocks, 1, [&](std::ptrdiff_t b) {
         const auto k = static_cast<std::size_t>(b);
-        trues[k] = std::partition(first + begin[k], first + begin[k + 1], pred) - (first + begin[k]);
+        trues[k] = block_partition(first + begin[k], first + begin[k + 1], pred) - (first + begin[k]);
     });
     std::ptrdiff_t total = 0;
     for (const std::ptrdiff_t t : trues) total += t;
@@ -150,7 +229,7 @@ void quick_sort(It first, std::ptrdiff_t n, std::ptrdiff_t leaf, int depth_left,
                 const cancel_context* context) {
     if (is_cancelled(context)) return;  // C7: once per piece
     if (n <= leaf || depth_left <= 0) {
-        std::sort(first, first + n, comp);
+        sequential_sort(first, n, depth_left, comp);
         return;
     }
     // The pivot goes to the front and stays there while the rest is
@@ -165,7 +244,7 @@ void quick_sort(It first, std::ptrdiff_t n, std::ptrdiff_t leaf, int depth_left,
                                                                rest_n / (k_parallel_partition_min / 4));
         m = parallel_partition(rest, rest_n, below, blocks);
     } else {
-        m = std::partition(rest, rest + rest_n, below) - rest;
+        m = block_partition(rest, rest + rest_n, below) - rest;
     }
     // The pivot between the two sides: [0, m) below it, m the pivot, then the rest.
     std::iter_swap(first, first + m);
@@ -176,7 +255,7 @@ void quick_sort(It first, std::ptrdiff_t n, std::ptrdiff_t leaf, int depth_left,
         // all keys equal this is what ends the recursion.
         It p = first + m;
         auto not_above = [&](const auto& x) { return !comp(*p, x); };
-        right += std::partition(first + right, first + n, not_above) - (first + right);
+        right += block_partition(first + right, first + n, not_above) - (first + right);
     }
     invoke([&] { quick_sort(first, m, leaf, depth_left - 1, peers, comp, context); },
            [&] { quick_sort(first + right, n - right, leaf, depth_left - 1, peers, comp, context); });
