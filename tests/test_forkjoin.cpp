@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <atomic>     // atomic
+#include <cstdint>    // uintptr_t
 #include <functional> // function (a recursive lambda in one test)
 #include <numeric>    // accumulate
 #include <random>     // mt19937
 #include <stdexcept>  // runtime_error
+#include <thread>     // this_thread::yield
 #include <vector>     // vector
 
 #include "forkline/forkline.hpp"  // runtime, invoke, task_group, parallel_for
@@ -51,6 +53,54 @@ long tree_size(int depth, int fan) {
         size += level;
     }
     return size;
+}
+
+// A tree where each node has `fan` children, walked with invoke_each.
+long each_tree(int depth, int fan) {
+    if (depth == 0) return 1;
+    std::vector<long> counts(static_cast<std::size_t>(fan), 0);
+    forkline::invoke_each(static_cast<std::size_t>(fan),
+                          [&](std::size_t i) { counts[i] = each_tree(depth - 1, fan); });
+    return 1 + std::accumulate(counts.begin(), counts.end(), 0L);
+}
+
+// The stack a recursion of `depth` levels uses, by two ways of forking 8
+// children at every level (the others are leaves): the distance between the
+// addresses of a local at the top and at the bottom.
+std::uintptr_t g_deepest = 0;
+template <bool Each>
+void stack_walk(int depth) {
+    volatile char here = 0;
+    if (depth == 0) {
+        g_deepest = reinterpret_cast<std::uintptr_t>(&here);
+        return;
+    }
+    auto child = [depth](std::size_t i) {
+        if (i == 0) stack_walk<Each>(depth - 1);
+    };
+    if constexpr (Each) {
+        forkline::invoke_each(8, child);
+    } else {
+        // Nested halves, as with invoke: 8 children are three levels of splits.
+        std::function<void(std::size_t, std::size_t)> split = [&](std::size_t lo, std::size_t hi) {
+            if (hi - lo == 1) {
+                child(lo);
+                return;
+            }
+            const std::size_t mid = lo + (hi - lo) / 2;
+            forkline::invoke([&] { split(lo, mid); }, [&] { split(mid, hi); });
+        };
+        split(0, 8);
+    }
+    (void)here;
+}
+template <bool Each>
+std::uintptr_t stack_bytes_of(forkline::runtime& rt, int depth) {
+    return rt.run([depth] {
+        volatile char top = 0;
+        stack_walk<Each>(depth);
+        return reinterpret_cast<std::uintptr_t>(&top) - g_deepest;
+    });
 }
 
 const unsigned k_worker_counts[] = {1, 2, 4, 8};
@@ -155,6 +205,95 @@ TEST_CASE("invoke with more than two callables runs each once") {
                          [&] { mask |= 16; });
     });
     CHECK(mask.load() == 31);
+}
+
+TEST_CASE("invoke_each runs every index exactly once, nested, at every worker count") {
+    for (unsigned w : k_worker_counts) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{17},
+                              std::size_t{1000}}) {
+            CAPTURE(n);
+            std::vector<std::atomic<int>> hits(n);
+            rt.run([&] { forkline::invoke_each(n, [&](std::size_t i) { hits[i].fetch_add(1); }); });
+            for (std::size_t i = 0; i < n; ++i) CHECK(hits[i].load() == 1);
+        }
+        CHECK(rt.run([] { return each_tree(5, 6); }) == tree_size(5, 6));
+        CHECK(rt.run([] { return each_tree(9, 3); }) == tree_size(9, 3));
+    }
+    // From a plain thread: on the default runtime.
+    CHECK(each_tree(4, 5) == tree_size(4, 5));
+}
+
+TEST_CASE("invoke_each: one frame a level, however many indices") {
+    forkline::runtime rt(config_for(1));
+    const int depth = 200;
+    const std::uintptr_t each = stack_bytes_of<true>(rt, depth);
+    const std::uintptr_t halves = stack_bytes_of<false>(rt, depth);
+    CAPTURE(each / depth);
+    CAPTURE(halves / depth);
+    // Three levels of splits per level against one frame; whatever the
+    // compiler's frame sizes (sanitizers make them large), well under half.
+    CHECK(each * 2 < halves);
+}
+
+TEST_CASE("invoke_each: exceptions, the first in index order, after the started calls finished") {
+    for (unsigned w : k_worker_counts) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        std::atomic<int> running{0};
+        std::atomic<int> finished{0};
+        std::atomic<int> threw{0};
+        std::atomic<long> work{0};
+        // Index i starts only after index i - 1 started (the job offers the
+        // indices in order), so 5 always runs, and its error comes first.
+        CHECK_THROWS_WITH(rt.run([&] {
+            forkline::invoke_each(64, [&](std::size_t i) {
+                running.fetch_add(1);
+                if (i == 5 || i == 40) {
+                    threw.fetch_add(1);
+                    throw std::runtime_error(i == 5 ? "five" : "forty");
+                }
+                for (int k = 0; k < 2000; ++k) work.fetch_add(k, std::memory_order_relaxed);
+                finished.fetch_add(1);
+            });
+        }),
+                          "five");
+        // Every call that started had ended when the exception arrived.
+        CHECK(running.load() == finished.load() + threw.load());
+        CHECK(threw.load() >= 1);
+        // Still usable afterwards.
+        CHECK(rt.run([] { return each_tree(3, 4); }) == tree_size(3, 4));
+    }
+}
+
+TEST_CASE("invoke_each in a cancelled task_group skips what has not started") {
+    for (unsigned w : k_worker_counts) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        std::atomic<int> ran{0};
+        std::atomic<bool> cancelled{false};
+        const auto status = rt.run([&] {
+            forkline::task_group tg;
+            tg.spawn([&] {
+                forkline::invoke_each(100'000, [&](std::size_t i) {
+                    ran.fetch_add(1);
+                    if (i == 0) {
+                        tg.cancel();
+                        cancelled.store(true);
+                        return;
+                    }
+                    // A thief that started an index before the cancel ends
+                    // it after: then it may start no other.
+                    while (!cancelled.load()) std::this_thread::yield();
+                });
+            });
+            return tg.wait();
+        });
+        CHECK(status == forkline::task_group_status::cancelled);
+        // Index 0, and at most one more per other worker.
+        CHECK(ran.load() <= static_cast<int>(w));
+    }
 }
 
 TEST_CASE("parallel_for covers every index exactly once") {
