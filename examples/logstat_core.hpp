@@ -40,6 +40,7 @@ struct options {
     std::size_t chunk_bytes = std::size_t{1} << 20;
     std::string input = "-";   ///< "-": standard input
     bool distinct = false;     ///< print the number of distinct keys instead of the counts
+    bool stream = false;       ///< --stream: a regular file too through io::reader (logstat)
     bool help = false;
 };
 
@@ -71,6 +72,9 @@ inline std::string usage(std::string_view program) {
          "                 \"hll_expected_error\" lines, TAB, the value)\n"
          "  -p N           count on N worker threads (default: one per core)\n"
          "  --chunk-kib K  read the input in chunks of K KiB (default 1024)\n"
+         "  --stream       read a regular file as a pipe is read, through one\n"
+         "                 reader thread, instead of each worker reading its own\n"
+         "                 pieces (positional reads; logstat only)\n"
          "  -h, --help     print this help\n"
          "\n"
          "No FILE, or \"-\", reads standard input. A line is counted when it is\n"
@@ -124,6 +128,10 @@ inline options parse_args(int argc, char** argv) {
         }
         if (arg == "--distinct") {
             o.distinct = true;
+            continue;
+        }
+        if (arg == "--stream") {
+            o.stream = true;
             continue;
         }
         // "--flag value" and "--flag=value" alike.

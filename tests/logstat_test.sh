@@ -96,6 +96,12 @@ cat "$log" | "$logstat" -p 2 >"$tmp/out"
 same "$tmp/out" "$tmp/ref.ip" "a pipe on stdin, no FILE"
 "$logstat" -p 2 --chunk-kib 8 <"$log" >"$tmp/out"
 same "$tmp/out" "$tmp/ref.ip" "a file on stdin"
+# A regular file is read in positional pieces by default; --stream reads it
+# through one reader as a pipe is read. Both give the same counts.
+"$logstat" -p 2 --chunk-kib 4 --stream "$log" >"$tmp/out"
+same "$tmp/out" "$tmp/ref.ip" "--stream"
+"$logstat" -p 3 --chunk-kib 1 --by path "$log" >"$tmp/out"
+same "$tmp/out" "$tmp/ref.path" "positional pieces of 1 KiB, --by path"
 head -c -1 "$log" >"$tmp/no-newline.log"
 "$logstat" --by path --chunk-kib 4 "$tmp/no-newline.log" >"$tmp/out" 2>"$tmp/err"
 same "$tmp/out" "$tmp/ref.path" "a last line without newline"
@@ -188,9 +194,10 @@ lines = list(good)
 lines.insert(123456, b"not a log line")                # line 123457
 open(sys.argv[3], "wb").write(b"\n".join(lines) + b"\n")
 EOF
-for run in "ip 1" "ip 2" "status 2" "path 2"; do
-  read -r by p <<<"$run"
-  "$logstat" --by "$by" --chunk-kib 4 -p "$p" "$tmp/dirty.log" >"$tmp/out" 2>"$tmp/err"
+for run in "ip 1" "ip 2" "status 2" "path 2" "ip 2 --stream"; do
+  read -r by p mode <<<"$run"
+  # shellcheck disable=SC2086  # an empty mode is no argument
+  "$logstat" --by "$by" --chunk-kib 4 -p "$p" $mode "$tmp/dirty.log" >"$tmp/out" 2>"$tmp/err"
   same "$tmp/out" "$tmp/ref.$by" "dirty log, --by $by -p $p: counts"
   [ "$(own_messages "$tmp/err")" = "$prog: 8 malformed lines (first: line 1000)" ] ||
     fail "dirty log, --by $by -p $p: stderr was: $(cat "$tmp/err")"

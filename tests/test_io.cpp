@@ -1364,3 +1364,143 @@ TEST_CASE("read_stage feeds a pipeline every byte in order, from a slow pipe and
         CHECK(again == data);
     }
 }
+
+namespace {
+
+// Text of lines of random lengths (some empty, some far longer than a
+// piece), with or without a newline at the very end.
+std::string lines_text(std::size_t approx, std::uint64_t seed, bool final_newline) {
+    std::mt19937_64 rng(seed);
+    std::string s;
+    while (s.size() < approx) {
+        const std::size_t kind = rng() % 20;
+        const std::size_t len = kind == 0 ? 0 : kind == 1 ? 3000 + rng() % 9000 : rng() % 120;
+        for (std::size_t i = 0; i < len; ++i) s.push_back(static_cast<char>('a' + rng() % 26));
+        s.push_back('\n');
+    }
+    if (!final_newline && !s.empty()) s.back() = 'z';
+    return s;
+}
+
+// Every piece read, in sequence order, on up to `threads` threads at once.
+std::vector<io::chunk> read_pieces(const io::positional_reader& in, std::vector<io::positional_reader::piece> pieces,
+                                   unsigned threads) {
+    std::vector<io::chunk> out(pieces.size());
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+        io::buffer reused;  // each thread reuses its own buffer, as a worker would
+        for (std::size_t i; (i = next.fetch_add(1)) < pieces.size();) {
+            io::chunk c = in.read(pieces[i], std::move(reused));
+            io::chunk copy = chunk_of(std::string(c.data.data(), c.data.size()));
+            copy.sequence = c.sequence;
+            copy.offset = c.offset;
+            out[i] = std::move(copy);
+            reused = std::move(c.data);
+        }
+    };
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("positional_reader: pieces cover the file in order, read back exactly, on several threads") {
+    scratch_dir dir;
+    for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{4095}, std::size_t{65536}, std::size_t{200'001}}) {
+        for (std::size_t piece : {std::size_t{1}, std::size_t{4096}, std::size_t{65536}}) {
+            if (piece == 1 && size > 5000) continue;
+            CAPTURE(size);
+            CAPTURE(piece);
+            const std::string data = random_bytes(size, size + piece);
+            put_file(dir.file("f"), data);
+            io::positional_reader in(dir.file("f"), {.piece_bytes = piece});
+            CHECK(in.size() == size);
+            std::vector<io::positional_reader::piece> pieces;
+            std::uint64_t expect_offset = 0;
+            while (auto p = in.next()) {
+                CHECK(p->sequence == pieces.size());
+                CHECK(p->offset == expect_offset);
+                CHECK(p->length >= 1);
+                CHECK(p->length <= piece);
+                expect_offset += p->length;
+                pieces.push_back(*p);
+            }
+            CHECK(expect_offset == size);
+            CHECK(!in.next());  // and stays at the end
+            const std::vector<io::chunk> chunks = read_pieces(in, pieces, 3);
+            for (std::size_t i = 0; i < chunks.size(); ++i) {
+                CHECK(chunks[i].sequence == i);
+                CHECK(chunks[i].offset == pieces[i].offset);
+            }
+            CHECK(text_of(chunks) == data);
+        }
+    }
+}
+
+TEST_CASE("positional_reader whole_lines: each line once, whole, in the piece where it starts") {
+    scratch_dir dir;
+    for (bool final_newline : {true, false}) {
+        for (std::size_t piece : {std::size_t{1}, std::size_t{7}, std::size_t{100}, std::size_t{4096}, std::size_t{65536}}) {
+            CAPTURE(final_newline);
+            CAPTURE(piece);
+            const std::string data = lines_text(piece == 1 ? 3000 : 300'000, piece, final_newline);
+            put_file(dir.file("log"), data);
+            io::positional_reader in(dir.file("log"), {.piece_bytes = piece, .whole_lines = true});
+            std::vector<io::positional_reader::piece> pieces;
+            while (auto p = in.next()) pieces.push_back(*p);
+            const std::vector<io::chunk> chunks = read_pieces(in, pieces, 4);
+            CHECK(text_of(chunks) == data);
+            for (std::size_t i = 0; i < chunks.size(); ++i) {
+                const io::chunk& c = chunks[i];
+                if (c.data.empty()) continue;
+                // The chunk starts a line, at its stated offset, inside its piece...
+                CHECK(data.compare(c.offset, c.data.size(), c.data.data(), c.data.size()) == 0);
+                CHECK((c.offset == 0 || data[c.offset - 1] == '\n'));
+                CHECK(c.offset >= pieces[i].offset);
+                CHECK(c.offset < pieces[i].offset + pieces[i].length);
+                // ...and ends one, unless the file ends without a newline.
+                const bool at_end = c.offset + c.data.size() == data.size();
+                CHECK((c.data.data()[c.data.size() - 1] == '\n' || (at_end && !final_newline)));
+            }
+        }
+    }
+}
+
+TEST_CASE("positional_reader: what it refuses, with the file and the call") {
+    scratch_dir dir;
+    try {
+        io::positional_reader in(dir.file("missing"));
+        FAIL("a missing file was opened");
+    } catch (const io::io_error& e) {
+        CHECK(e.call() == "open");
+        CHECK(e.code().value() == ENOENT);
+        CHECK(e.file() == dir.file("missing"));
+    }
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const std::string pipe_path = "/proc/self/fd/" + std::to_string(fds[0]);
+    CHECK_THROWS_AS(io::positional_reader{pipe_path}, forkline::config_error);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    put_file(dir.file("f"), "abc\n");
+    CHECK_THROWS_AS(io::positional_reader(dir.file("f"), io::positional_options{.piece_bytes = 0}), forkline::config_error);
+    // A file that shrinks after it was opened: the read says so, naming the file.
+    put_file(dir.file("shrinks"), random_bytes(100'000, 1));
+    io::positional_reader in(dir.file("shrinks"), {.piece_bytes = 60'000});
+    const auto first = in.next();
+    const auto second = in.next();
+    REQUIRE(second);
+    REQUIRE(::truncate(dir.file("shrinks").c_str(), 70'000) == 0);
+    CHECK(in.read(*first).data.size() == 60'000);
+    try {
+        (void)in.read(*second);
+        FAIL("a read past the shrunk end succeeded");
+    } catch (const io::io_error& e) {
+        CHECK(e.call() == "pread");
+        CHECK(e.code().value() == ENODATA);
+        CHECK(e.file() == dir.file("shrinks"));
+    }
+}

@@ -2,12 +2,15 @@
 // of one file through forkline's reader, the figure scripts/bench-io sets
 // beside `cat FILE > /dev/null` and fio's io_uring and psync engines.
 //
-//   forkline-read [--chunk-kib K] [--depth D] [-p N] FILE
+//   forkline-read [--chunk-kib K] [--depth D] [-p N] [--positional] FILE
+//
+// --positional: each worker reads its own pieces (io::positional_reader)
+// instead of taking chunks from the reader's thread.
 //
 // Prints "BYTES CHECKSUM" (the checksum: a sum of 64-bit little-endian words,
 // each chunk's sum placed by its offset, so any chunk size gives the same
 // answer) and exits 0; on failure prints the error and exits 1.
-#include <forkline/io.hpp>        // reader
+#include <forkline/io.hpp>        // reader, positional_reader
 #include <forkline/pipeline.hpp>  // run_pipeline, stage
 #include <forkline/runtime.hpp>   // runtime
 
@@ -17,6 +20,8 @@
 #include <cstring>    // memcpy, strcmp
 #include <exception>  // exception
 #include <string>     // string
+#include <utility>    // pair, move
+#include <vector>     // vector
 
 namespace {
 
@@ -48,7 +53,7 @@ std::uint64_t word_sum(const char* p, std::size_t n, std::uint64_t offset) {
 }
 
 void usage(std::FILE* to) {
-    std::fprintf(to, "usage: forkline-read [--chunk-kib K] [--depth D] [-p N] FILE\n");
+    std::fprintf(to, "usage: forkline-read [--chunk-kib K] [--depth D] [-p N] [--positional] FILE\n");
 }
 
 }  // namespace
@@ -57,6 +62,7 @@ int main(int argc, char** argv) {
     std::size_t chunk_kib = 1024;
     unsigned depth = 4;
     unsigned workers = 0;
+    bool positional = false;
     const char* path = nullptr;
     for (int i = 1; i < argc; ++i) {
         const bool has_value = i + 1 < argc;
@@ -66,6 +72,8 @@ int main(int argc, char** argv) {
             depth = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
         } else if (std::strcmp(argv[i], "-p") == 0 && has_value) {
             workers = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
+        } else if (std::strcmp(argv[i], "--positional") == 0) {
+            positional = true;
         } else if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -84,9 +92,43 @@ int main(int argc, char** argv) {
         forkline::runtime_config cfg;
         if (workers > 0) cfg.placement.workers = workers;
         forkline::runtime rt(cfg);
-        forkline::io::reader in(path, {.chunk_bytes = chunk_kib << 10, .depth = depth});
         std::uint64_t total = 0;
         std::uint64_t bytes = 0;
+        if (positional) {
+            // Each worker reads its own pieces into its own buffer and sums them there.
+            forkline::io::positional_reader in(path, {.piece_bytes = chunk_kib << 10});
+            struct alignas(64) worker_buffer {
+                forkline::io::buffer b;
+            };
+            std::vector<worker_buffer> buffers(rt.worker_count());
+            forkline::run_pipeline(
+                rt, 2 * rt.worker_count() + depth,
+                forkline::stage(forkline::serial_in_order, "pieces",
+                                [&](forkline::flow_control& fc) {
+                                    const auto p = in.next();
+                                    if (!p) fc.stop();
+                                    return p.value_or(forkline::io::positional_reader::piece{});
+                                }),
+                forkline::stage(forkline::parallel, "read+checksum",
+                                [&](forkline::io::positional_reader::piece& p) {
+                                    forkline::io::buffer& mine =
+                                        buffers[static_cast<unsigned>(rt.current_worker_index())].b;
+                                    forkline::io::chunk c = in.read(p, std::move(mine));
+                                    const std::pair<std::uint64_t, std::uint64_t> r{
+                                        c.data.size(), word_sum(c.data.data(), c.data.size(), c.offset)};
+                                    mine = std::move(c.data);
+                                    return r;
+                                }),
+                forkline::stage(forkline::serial_out_of_order, "sum",
+                                [&](std::pair<std::uint64_t, std::uint64_t>& r) {
+                                    bytes += r.first;
+                                    total += r.second;
+                                }));
+            std::printf("%llu %016llx\n", static_cast<unsigned long long>(bytes),
+                        static_cast<unsigned long long>(total));
+            return 0;
+        }
+        forkline::io::reader in(path, {.chunk_bytes = chunk_kib << 10, .depth = depth});
         forkline::run_pipeline(
             rt, 2 * rt.worker_count() + depth,
             forkline::stage(forkline::serial_in_order, "read",

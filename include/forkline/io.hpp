@@ -222,6 +222,81 @@ private:
     std::unique_ptr<state> m;
 };
 
+/// How a positional_reader cuts its file.
+struct positional_options {
+    /// Bytes per piece (the last may be shorter). 0 is a config_error.
+    std::size_t piece_bytes = std::size_t{1} << 20;
+    /// A piece's chunk holds exactly the lines that start in the piece, each
+    /// whole: it skips the end of a line begun in the piece before and reads
+    /// on past its own end to finish its last line.
+    bool whole_lines = false;
+};
+
+/// A regular file cut into pieces that each consumer reads itself, into its
+/// own buffer, on its own core: a serial stage hands out pieces (an offset
+/// and a length, no I/O), a parallel stage reads and processes them, and a
+/// later serial_in_order stage restores the order by the pieces' sequence
+/// numbers. No buffer crosses cores, which is what limits io::reader on a
+/// cached file (the page-cache copy lands in one core's cache, the parsing
+/// reads it on another). Each read first asks for cached pages only
+/// (preadv2 with RWF_NOWAIT) and counts how often that fell short
+/// (waited_reads()); the rest is read with a plain pread on the calling
+/// thread, which then waits for the disk. Regular files only: a pipe or a
+/// terminal has no positions, use io::reader. See "Positional reads" in
+/// runtime/DESIGN.md.
+/// @code
+/// forkline::io::positional_reader in("access.log", {.whole_lines = true});
+/// forkline::run_pipeline(rt, 4 * rt.worker_count(),
+///     forkline::stage(forkline::serial_in_order, "pieces", [&](forkline::flow_control& fc) {
+///         auto p = in.next();
+///         if (!p) fc.stop();
+///         return p.value_or(forkline::io::positional_reader::piece{});
+///     }),
+///     forkline::stage(forkline::parallel, "count", [&](forkline::io::positional_reader::piece& p) {
+///         forkline::io::chunk c = in.read(p);  // or in.read(p, std::move(my_buffer)) to reuse one
+///         return count_lines(c.data.bytes());
+///     }),
+///     forkline::stage(forkline::serial_in_order, "sum", [&](long n) { total += n; }));
+/// @endcode
+class positional_reader {
+public:
+    /// Bytes [offset, offset + length) of the file, the sequence-th piece.
+    struct piece {
+        std::uint64_t sequence = 0;
+        std::uint64_t offset = 0;
+        std::uint64_t length = 0;
+    };
+
+    /// Opens path and takes its size; a file that grows later is read up to
+    /// that size. Throws io_error (open, fstat), and config_error for a path
+    /// that is not a regular file or a piece_bytes of 0.
+    explicit positional_reader(const std::string& path, positional_options opts = {});
+    ~positional_reader();
+    positional_reader(const positional_reader&) = delete;
+    positional_reader& operator=(const positional_reader&) = delete;
+
+    /// The next piece in file order, or nullopt after the last. One caller at
+    /// a time (a serial stage).
+    std::optional<piece> next() noexcept;
+
+    /// Reads p and returns it as a chunk (sequence and offset from p; with
+    /// whole_lines, offset is that of its first whole line and the chunk may
+    /// be empty, when no line starts in p). Reuses `into`'s storage when it
+    /// is large enough. Safe to call from several threads at once. Throws
+    /// io_error (preadv2, pread) naming the file; a file that shrank since
+    /// it was opened fails as pread with ENODATA.
+    chunk read(const piece& p, buffer into = {}) const;
+
+    /// The file's size when it was opened.
+    std::uint64_t size() const noexcept;
+    /// Reads that found a page not in the page cache and waited for the disk.
+    std::uint64_t waited_reads() const noexcept;
+
+private:
+    struct state;
+    std::unique_ptr<state> m;
+};
+
 /// How far a writer queues ahead of the disk, and whether it syncs at the end.
 struct writer_options {
     /// Chunks queued or in flight before try_write() says no; a regular
