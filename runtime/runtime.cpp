@@ -22,6 +22,7 @@
 #include <cstdlib>    // getenv
 #include <cstring>    // strerror
 #include <string>     // string, to_string
+#include <string_view>  // string_view (FORKLINE_MEMBARRIER)
 
 #include "binding.hpp"                    // bind_current_thread, allocate_on_node
 #include "forkline/detail/task_pool.hpp"  // task_pool
@@ -403,7 +404,10 @@ runtime_core::runtime_core(runtime_config cfg)
         if (from_env.empty()) throw;
         throw config_error(std::string(e.what()) + " (set in the environment: " + from_env + ")");
     }
-    const bool membarrier = register_membarrier();
+    const char* membarrier_env = std::getenv("FORKLINE_MEMBARRIER");
+    const bool membarrier_wanted =
+        m_config.membarrier && !(membarrier_env != nullptr && std::string_view(membarrier_env) == "0");
+    const bool membarrier = membarrier_wanted && register_membarrier();
     // relaxed: the workers start after this, ordered by pthread_create.
     m_use_membarrier.store(membarrier, std::memory_order_relaxed);
     m_idle.push_needs_fence.store(!membarrier, std::memory_order_relaxed);

@@ -81,9 +81,15 @@ TEST_CASE("no lost wake-up: a worker's push wakes a parked thief") {
     // f spins until g has started elsewhere; if the push's wake were lost
     // with every other worker parked, g would never start and f would spin
     // until the watchdog fires.
+    // Both heavy sides: membarrier, and the full fence on every push
+    // (runtime_config::membarrier = false).
+    for (const bool membarrier : {true, false}) {
     for (unsigned workers : {2u, 3u}) {
+        CAPTURE(membarrier);
         CAPTURE(workers);
-        forkline::runtime rt(config_for(workers));
+        forkline::runtime_config cfg = config_for(workers);
+        cfg.membarrier = membarrier;
+        forkline::runtime rt(cfg);
         std::atomic<std::uint64_t> progress{0};
         watchdog dog(progress, "invoke whose first half waits for a thief", std::chrono::seconds(20));
         std::mt19937 rng(100 + workers);
@@ -101,6 +107,7 @@ TEST_CASE("no lost wake-up: a worker's push wakes a parked thief") {
             progress.fetch_add(1);
         }
         CHECK(stolen == steps);
+    }
     }
 }
 

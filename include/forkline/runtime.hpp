@@ -73,6 +73,15 @@ struct runtime_config {
     /// whatever read_environment says (that one is about placement), so a
     /// program that fixes its worker count can still be asked for stats.
     std::string stats;
+    /// The parking protocol's heavy side ("Parking protocol" in
+    /// runtime/DESIGN.md). true: a worker about to sleep issues an expedited
+    /// membarrier (an interrupt to every cpu running the process) and a push
+    /// pays only a compiler barrier. false: every push pays a full fence and
+    /// parking makes no such call; for hosts where membarrier is slow or
+    /// refused, and to measure the difference. FORKLINE_MEMBARRIER=0 in the
+    /// environment also turns it off (read, like FORKLINE_STATS, whatever
+    /// read_environment says).
+    bool membarrier = true;
 };
 
 /// One worker's counters, as read by runtime::stats().
