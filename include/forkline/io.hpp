@@ -262,9 +262,9 @@ class positional_reader {
 public:
     /// Bytes [offset, offset + length) of the file, the sequence-th piece.
     struct piece {
-        std::uint64_t sequence = 0;
-        std::uint64_t offset = 0;
-        std::uint64_t length = 0;
+        std::uint64_t sequence = 0;  ///< 0, 1, 2 ... in file order
+        std::uint64_t offset = 0;    ///< the piece's first byte in the file
+        std::uint64_t length = 0;    ///< its bytes (piece_bytes, the last one fewer)
     };
 
     /// Opens path and takes its size; a file that grows later is read up to
