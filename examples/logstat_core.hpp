@@ -55,7 +55,7 @@ inline std::string usage(std::string_view program) {
     std::string u;
     u += "usage: ";
     u += program;
-    u += " [--by ip|status|path] [--top K] [--distinct] [-p N] [FILE|-]\n"
+    u += " [--by ip|status|path] [--top K] [--distinct] [-p N] [--chunk-kib K] [--stream] [FILE|-]\n"
          "\n"
          "Counts the requests of a web-server access log (Common or Combined Log\n"
          "Format) per client address, status or request target, and prints\n"
