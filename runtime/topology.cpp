@@ -4,6 +4,7 @@
 #include <forkline/topology.hpp>
 
 #include "binding.hpp"  // bind_current_thread, allocate_on_node, free_on_node
+#include "cgroup.hpp"   // cgroup_cpu_limit
 
 #include <forkline/errors.hpp>  // config_error, system_failure
 
@@ -16,11 +17,13 @@
 #include <cstdint>    // int64_t
 #include <cerrno>     // errno, ENOMEM, EINVAL
 #include <charconv>   // from_chars
+#include <cmath>      // ceil
 #include <cstdlib>    // getenv, free
 #include <cstdio>     // snprintf
 #include <cstring>    // memset
 #include <map>        // map (grouping places by core, NUMA node, package)
 #include <new>        // bad_alloc
+#include <string>     // string, to_string
 #include <utility>    // move
 
 namespace forkline {
@@ -229,6 +232,9 @@ struct topology::state {
     topology_ptr topo;
     // PUs that hwloc allows and the process is bound to; plan() hands out no other.
     bitmap_ptr usable;
+    // A synthetic machine is not this host: the host's cgroup limit does not
+    // apply to its plans, unless a test points the cgroup paths elsewhere.
+    bool synthetic = false;
 };
 
 topology::topology(std::unique_ptr<state> s) : m_state(std::move(s)) {}
@@ -258,7 +264,7 @@ topology topology::discover() {
                            format_set(hwloc_topology_get_allowed_cpuset(topo.get())) +
                            " but the process is bound to " + format_set(bound.get()) +
                            " (check taskset and the cgroup cpuset)");
-    return topology(std::make_unique<state>(state{std::move(topo), std::move(usable)}));
+    return topology(std::make_unique<state>(state{std::move(topo), std::move(usable), false}));
 }
 
 topology topology::synthetic(std::string_view description, std::string_view allowed_cpus) {
@@ -285,7 +291,7 @@ topology topology::synthetic(std::string_view description, std::string_view allo
     }
 
     bitmap_ptr usable = allowed_cpus_of(topo.get());
-    return topology(std::make_unique<state>(state{std::move(topo), std::move(usable)}));
+    return topology(std::make_unique<state>(state{std::move(topo), std::move(usable), true}));
 }
 
 topology_summary topology::summary() const {
@@ -340,7 +346,26 @@ placement_plan topology::plan(const placement_config& config) const {
 
     if (places.empty())
         throw config_error(std::string("no place for any worker with policy ") + policy_name(config));
-    const std::size_t workers = config.workers == 0 ? places.size() : config.workers;
+    std::size_t workers = config.workers == 0 ? places.size() : config.workers;
+    std::string reason = config.workers != 0
+                             ? "asked for " + std::to_string(config.workers)
+                             : std::to_string(places.size()) + " places (" + policy_name(config) + ")";
+    const placement_config defaults;
+    const bool host_paths =
+        config.proc_cgroup == defaults.proc_cgroup && config.cgroup_root == defaults.cgroup_root;
+    if (config.workers == 0 && config.respect_cpu_quota && !(m_state->synthetic && host_paths)) {
+        // See "Container quotas" in DESIGN.md: a quota of 1.5 cpus gets 2
+        // workers, which share the time the quota allows.
+        if (const auto limit = detail::cgroup_cpu_limit(config.proc_cgroup, config.cgroup_root)) {
+            const auto allowed = static_cast<std::size_t>(std::ceil(limit->cpus - 1e-9));
+            if (allowed < workers) {
+                char cpus[32];
+                std::snprintf(cpus, sizeof cpus, "%g", limit->cpus);
+                reason = limit->source + ": " + cpus + " cpus of " + std::to_string(places.size()) + " places";
+                workers = allowed < 1 ? 1 : allowed;
+            }
+        }
+    }
     if (workers > k_max_workers)
         throw config_error("workers=" + std::to_string(workers) + " is past the limit of " +
                            std::to_string(k_max_workers) + " workers per runtime; ask for at most one per core");
@@ -350,6 +375,7 @@ placement_plan topology::plan(const placement_config& config) const {
                            " places; ask for fewer workers, use SMT siblings, or set oversubscribe");
 
     placement_plan result;
+    result.worker_count_reason = std::move(reason);
     result.places.reserve(workers);
     for (std::size_t i = 0; i < workers; ++i) result.places.push_back(places[i % places.size()]);
     result.distances.reserve(workers * workers);

@@ -9,10 +9,15 @@
 
 #include <numaif.h>  // get_mempolicy, MPOL_F_NODE, MPOL_F_ADDR
 #include <sched.h>   // sched_getaffinity, sched_getcpu
-#include <unistd.h>  // sysconf(_SC_PAGESIZE)
+#include <sys/stat.h>  // mkdir
+#include <sys/wait.h>  // waitpid
+#include <unistd.h>  // sysconf(_SC_PAGESIZE), fork, getpid, geteuid, rmdir
 
 #include <cerrno>     // errno, ENOSYS, EPERM
 #include <cstdint>    // uintptr_t
+#include <cstdlib>    // mkdtemp, _Exit
+#include <filesystem>  // create_directories, remove_all, exists
+#include <fstream>    // ofstream
 #include <map>        // map (fake environment)
 #include <set>        // set (distinct cores, nodes)
 #include <string>     // string
@@ -451,4 +456,168 @@ TEST_CASE("allocate_on_node: usable, page-aligned, zeroed memory on the node") {
     p[bytes - 1] = 7;
     detail::free_on_node(fake, p, bytes);
     detail::free_on_node(fake, nullptr, 0);
+}
+
+namespace {
+
+// A fake cgroup tree: a /proc/self/cgroup file and a cgroupfs root, in a
+// directory removed at the end.
+struct fake_cgroups {
+    fake_cgroups() {
+        std::string pattern = "/tmp/forkline-cgroup-XXXXXX";
+        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        dir = pattern;
+        root = dir + "/fs";
+        proc = dir + "/proc-self-cgroup";
+    }
+    ~fake_cgroups() { std::filesystem::remove_all(dir); }
+    void put(const std::string& relative, const std::string& text) const {
+        const std::filesystem::path p = relative.rfind("/proc", 0) == 0 ? std::filesystem::path(proc)
+                                                                        : std::filesystem::path(root + relative);
+        std::filesystem::create_directories(p.parent_path());
+        std::ofstream(p) << text;
+    }
+    placement_config config() const {
+        placement_config c;
+        c.proc_cgroup = proc;
+        c.cgroup_root = root;
+        return c;
+    }
+    std::string dir, root, proc;
+};
+
+}  // namespace
+
+TEST_CASE("cgroup v2 cpu.max caps the default worker count at ceil(quota / period), the tightest ancestor winning") {
+    const topology topo = topology::synthetic("core:8 pu:1");
+    fake_cgroups fake;
+    fake.put("/proc", "0::/app/worker\n");
+    fake.put("/app/cpu.max", "max 100000\n");
+    fake.put("/app/worker/cpu.max", "150000 100000\n");
+    placement_plan plan = topo.plan(fake.config());
+    CHECK(plan.worker_count() == 2);
+    CHECK(contains(plan.worker_count_reason, "cgroup v2 cpu.max '150000 100000'"));
+    CHECK(contains(plan.worker_count_reason, "/app/worker"));
+    // A parent's limit applies to its children too.
+    fake.put("/app/cpu.max", "100000 100000\n");
+    plan = topo.plan(fake.config());
+    CHECK(plan.worker_count() == 1);
+    CHECK(contains(plan.worker_count_reason, "'100000 100000'"));
+    // Half a cpu still gets one worker; "max" everywhere: every core.
+    fake.put("/app/cpu.max", "50000 100000\n");
+    CHECK(topo.plan(fake.config()).worker_count() == 1);
+    fake.put("/app/cpu.max", "max 100000\n");
+    fake.put("/app/worker/cpu.max", "max 100000\n");
+    plan = topo.plan(fake.config());
+    CHECK(plan.worker_count() == 8);
+    CHECK(contains(plan.worker_count_reason, "8 places"));
+    // A quota above the cores: the cores decide.
+    fake.put("/app/worker/cpu.max", "2000000 100000\n");
+    CHECK(topo.plan(fake.config()).worker_count() == 8);
+}
+
+TEST_CASE("cgroup v1 cfs quota caps it too; a container's own mount; -1 is no limit") {
+    const topology topo = topology::synthetic("core:8 pu:1");
+    fake_cgroups fake;
+    fake.put("/proc", "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/\n");
+    fake.put("/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "250000\n");
+    fake.put("/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+    placement_plan plan = topo.plan(fake.config());
+    CHECK(plan.worker_count() == 3);
+    CHECK(contains(plan.worker_count_reason, "cgroup v1 cpu.cfs_quota_us 250000"));
+    fake.put("/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n");
+    CHECK(topo.plan(fake.config()).worker_count() == 8);
+    // Without a cgroup namespace the host's path is listed, but the mount
+    // holds only the container's cgroup: its files are at the mount's top.
+    fake_cgroups inside;
+    inside.put("/proc", "4:cpu,cpuacct:/docker/0123\n");
+    inside.put("/cpu,cpuacct/cpu.cfs_quota_us", "400000\n");
+    inside.put("/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+    CHECK(topo.plan(inside.config()).worker_count() == 4);
+}
+
+TEST_CASE("cgroup limits: explicit counts, opting out, and unreadable or malformed files") {
+    const topology topo = topology::synthetic("core:8 pu:1");
+    fake_cgroups fake;
+    fake.put("/proc", "0::/app\n");
+    fake.put("/app/cpu.max", "100000 100000\n");
+    placement_config asked = fake.config();
+    asked.workers = 6;
+    placement_plan plan = topo.plan(asked);
+    CHECK(plan.worker_count() == 6);  // asked for: taken as asked
+    CHECK(plan.worker_count_reason == "asked for 6");
+    placement_config ignore = fake.config();
+    ignore.respect_cpu_quota = false;
+    CHECK(topo.plan(ignore).worker_count() == 8);
+    for (const char* bad : {"", "garbage", "100000", "-5 100000", "100000 0", "1e5 100000", "max"}) {
+        CAPTURE(bad);
+        fake.put("/app/cpu.max", std::string(bad) + "\n");
+        CHECK(topo.plan(fake.config()).worker_count() == 8);  // a limit that cannot be read is not applied
+    }
+    placement_config missing;
+    missing.proc_cgroup = fake.dir + "/no-such-file";
+    missing.cgroup_root = fake.root;
+    CHECK(topo.plan(missing).worker_count() == 8);
+    // A synthetic machine is not this host: the host's own cgroup is not read.
+    CHECK(topo.plan(placement_config{}).worker_count() == 8);
+}
+
+TEST_CASE("cgroup v1 for real: a child in a cgroup with a one-cpu quota plans one worker (root only)") {
+    const std::string mount = "/sys/fs/cgroup/cpu";
+    const std::string group = mount + "/forkline-test-" + std::to_string(::getpid());
+    if (::geteuid() != 0 || !std::filesystem::exists(mount + "/cpu.cfs_quota_us") || ::mkdir(group.c_str(), 0755) != 0) {
+        MESSAGE("skipped: needs root and a writable cgroup v1 cpu controller at " << mount);
+        return;
+    }
+    std::ofstream(group + "/cpu.cfs_period_us") << "100000\n";
+    std::ofstream(group + "/cpu.cfs_quota_us") << "100000\n";
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // Into the cgroup, then plan on the real machine with the real paths.
+        { std::ofstream(group + "/cgroup.procs") << ::getpid() << "\n"; }
+        const placement_plan plan = topology::discover().plan(placement_config{});
+        std::_Exit(plan.worker_count() == 1 && contains(plan.worker_count_reason, "cfs_quota_us 100000") ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    ::rmdir(group.c_str());
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("cgroup v2 for real: a child in a cgroup with cpu.max of one cpu plans one worker (root only)") {
+    const std::string root = "/sys/fs/cgroup";
+    const std::string group = root + "/forkline-test-" + std::to_string(::getpid());
+    if (::geteuid() != 0 || !std::filesystem::exists(root + "/cgroup.controllers")) {
+        MESSAGE("skipped: needs root and cgroup v2 mounted at " << root);
+        return;
+    }
+    { std::ofstream(root + "/cgroup.subtree_control") << "+cpu\n"; }  // may be refused; then cpu.max is missing
+    if (::mkdir(group.c_str(), 0755) != 0) {
+        MESSAGE("skipped: cannot make a cgroup under " << root);
+        return;
+    }
+    bool written = false;
+    {
+        std::ofstream limit(group + "/cpu.max");
+        written = static_cast<bool>(limit << "100000 100000\n" << std::flush);
+    }
+    if (!written || !std::filesystem::exists(group + "/cpu.max")) {
+        ::rmdir(group.c_str());
+        MESSAGE("skipped: the cpu controller is not enabled for " << group);
+        return;
+    }
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        { std::ofstream(group + "/cgroup.procs") << ::getpid() << "\n"; }
+        const placement_plan plan = topology::discover().plan(placement_config{});
+        std::_Exit(plan.worker_count() == 1 && contains(plan.worker_count_reason, "cpu.max '100000 100000'") ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    ::rmdir(group.c_str());
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }

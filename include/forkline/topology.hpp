@@ -49,6 +49,15 @@ struct placement_config {
     /// Allow more workers than places: places are then reused round-robin
     /// (up to k_max_workers).
     bool oversubscribe = false;
+    /// With workers = 0, no more workers than the container's CPU limit:
+    /// ceil(quota / period) of the process's cgroup or its tightest ancestor
+    /// (cgroup v2 cpu.max; v1 cpu.cfs_quota_us / cpu.cfs_period_us), and at
+    /// least one. An explicit worker count is taken as asked.
+    bool respect_cpu_quota = true;
+    /// Where that limit is read: the process's cgroup list and the cgroupfs
+    /// mount. Tests point them at fake trees.
+    std::string proc_cgroup = "/proc/self/cgroup";
+    std::string cgroup_root = "/sys/fs/cgroup";  ///< see proc_cgroup
 };
 
 /// How far apart two workers are, nearest first. Thieves try smaller classes first.
@@ -76,6 +85,10 @@ struct placement_plan {
     std::vector<worker_place> places;  ///< places[i]: where worker i runs
     /// Row-major workers x workers matrix of distance classes.
     std::vector<distance_class> distances;
+    /// What decided the worker count: "asked for 8", "4 places (compact)", or
+    /// the cgroup limit that capped it ("cgroup v2 cpu.max '200000 100000'
+    /// in /sys/fs/cgroup/app: 2 cpus of 4 places").
+    std::string worker_count_reason;
 
     /// The number of workers planned.
     unsigned worker_count() const noexcept { return static_cast<unsigned>(places.size()); }
