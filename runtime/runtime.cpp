@@ -132,6 +132,16 @@ void run_job_as(worker& w, job* j, const char* trace_name) noexcept {
     j->execute(j);
 }
 
+/// A job just stolen: isolated here if its victim was ("Isolation").
+void run_stolen_as(worker& w, bool victim_isolated, job* j) noexcept {
+    if (victim_isolated) {
+        const isolation_scope isolated(w);
+        run_job_as(w, j, trace::k_task);
+    } else {
+        run_job_as(w, j, trace::k_task);
+    }
+}
+
 /// The job posted to this worker, if any. Owner only.
 job* take_mail(worker& w) noexcept {
     // relaxed peek first: the common case is an empty mailbox, and it keeps
@@ -268,6 +278,9 @@ struct worker_home {
     std::uint64_t rng = 0;
     // Below this address a join stops helping: see "Stack limit" in DESIGN.md.
     std::uintptr_t help_floor = 0;
+    // Whether the victim of the last successful steal was isolated: the job
+    // then runs isolated here too ("Isolation").
+    bool stolen_isolated = false;
     pthread_t thread{};
     bool started = false;
 };
@@ -584,6 +597,7 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
         });
         job* found = nullptr;
         bool injected = false;
+        bool stolen = false;
         for (unsigned round = 0;; ++round) {
             if ((found = take_mail(h.w)) != nullptr) break;
             // The injection queue before stealing, so that outside work is
@@ -592,7 +606,10 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
                 injected = true;
                 break;
             }
-            if ((found = steal_round(h)) != nullptr) break;
+            if ((found = steal_round(h)) != nullptr) {
+                stolen = true;
+                break;
+            }
             if (should_exit() || !back_off(round)) break;
         }
         // The end is read inside the sequence lock, so that no snapshot
@@ -608,6 +625,8 @@ void runtime_core::worker_main(worker_home& h, std::latch& started) noexcept {
         if (found != nullptr) {
             if (injected) {
                 run_injected(h, found);
+            } else if (stolen) {
+                run_stolen_as(h.w, h.stolen_isolated, found);
             } else {
                 run_job(h.w, found);
             }
@@ -651,6 +670,11 @@ job* runtime_core::steal_from(worker_home& h, unsigned victim) noexcept {
     }
     FORKLINE_PROBE(steal, h.w.index, victim);
     trace::steal(victim, v.os_tid);
+    // relaxed: the victim cannot leave an isolated region before this job
+    // is done, so a job pushed inside one always reads isolated here; a job
+    // pushed before the victim entered one may read isolated too, which only
+    // makes this worker's waits in it help less ("Isolation").
+    h.stolen_isolated = v.w.isolated.load(std::memory_order_relaxed) != 0;
     // More where that came from and someone asleep: wake one more helper
     // (the ramp-up step of "Parking protocol").
     if (v.w.deque.storage().size_estimate() > 0 && m_idle.sleepers.load(std::memory_order_relaxed) != 0) {
@@ -971,6 +995,7 @@ void help_injected(worker& w) noexcept {
     runtime_core& c = *w.core;
     worker_home& h = *c.m_homes[w.index];
     if (!stack_allows_help(h.help_floor)) return;  // "Stack limit"
+    if (w.isolated.load(std::memory_order_relaxed) != 0) return;  // "Isolation": outside work is not ours
     if (job* q = c.take_injected()) {
         c.run_injected(h, q);
         return;
@@ -989,14 +1014,17 @@ void join_stolen(worker& w, join_job& j) noexcept {
     unsigned idle_rounds = 0;
     // Time with nothing to run goes to join_wait_ns; time in jobs run meanwhile does not.
     std::uint64_t waiting_since = now_ns();
-    // Past the middle of the stack, run nothing but our mail ("Stack limit").
-    const bool may_help = stack_allows_help(h.help_floor);
+    // Past the middle of the stack, run nothing but our mail ("Stack limit");
+    // isolated, not even that: nothing pushed outside the region ("Isolation").
+    const bool isolated = w.isolated.load(std::memory_order_relaxed) != 0;
+    const bool may_help = stack_allows_help(h.help_floor) && !isolated;
     // acquire: pairs with the thief's exchange to k_done.
     while (j.state.load(std::memory_order_acquire) != k_done) {
         // Leapfrogging: the thief's deque holds the pieces of our job.
         const unsigned thief = j.thief.load(std::memory_order_relaxed);
         // Mail first: a poster may be waiting for exactly this worker.
-        job* found = take_mail(w);
+        job* found = isolated ? nullptr : take_mail(w);
+        bool stolen = false;
         if (found == nullptr && may_help) {
             // Outside work next, so that a fork-join that never runs dry
             // does not starve it ("Steal protocol", injection bound).
@@ -1009,10 +1037,15 @@ void join_stolen(worker& w, join_job& j) noexcept {
             }
             if (thief < c.m_homes.size() && thief != w.index) found = c.steal_from(h, thief);
             if (found == nullptr) found = c.steal_round(h);
+            stolen = found != nullptr;
         }
         if (found != nullptr) {
             bump(w.counters.join_wait_ns, now_ns() - waiting_since);
-            run_job(w, found);
+            if (stolen) {
+                run_stolen_as(w, h.stolen_isolated, found);
+            } else {
+                run_job(w, found);
+            }
             waiting_since = now_ns();
             idle_rounds = 0;
             continue;
@@ -1038,12 +1071,17 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
     worker_home& h = *c.m_homes[w.index];
     unsigned idle_rounds = 0;
     std::uint64_t waiting_since = now_ns();  // as in join_stolen
-    const bool may_help = stack_allows_help(h.help_floor);  // as in join_stolen
+    // As in join_stolen; isolated, our own jobs only, and only those pushed
+    // inside the region ("Isolation").
+    const bool isolated = w.isolated.load(std::memory_order_relaxed) != 0;
+    const bool may_help = stack_allows_help(h.help_floor) && !isolated;
+    const std::int64_t floor = isolated && w.isolation_base > base ? w.isolation_base : base;
     // acquire: pairs with each finishing task's release.
     while ((word.load(std::memory_order_acquire) & count_mask) != 0) {
-        job* found = take_mail(w);
+        job* found = isolated ? nullptr : take_mail(w);
+        bool stolen = false;
         // Our own group's tasks, whatever the depth: nobody else may be there to run them.
-        if (found == nullptr && w.deque.bottom() > base) found = w.deque.pop();
+        if (found == nullptr && w.deque.bottom() > floor) found = w.deque.pop();
         if (found == nullptr && may_help) {
             if (job* q = c.take_injected()) {  // as in join_stolen
                 bump(w.counters.join_wait_ns, now_ns() - waiting_since);
@@ -1053,10 +1091,15 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
                 continue;
             }
             found = c.steal_round(h);
+            stolen = found != nullptr;
         }
         if (found != nullptr) {
             bump(w.counters.join_wait_ns, now_ns() - waiting_since);
-            run_job(w, found);
+            if (stolen) {
+                run_stolen_as(w, h.stolen_isolated, found);
+            } else {
+                run_job(w, found);
+            }
             waiting_since = now_ns();
             idle_rounds = 0;
             continue;

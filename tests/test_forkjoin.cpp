@@ -5,7 +5,9 @@
 
 #include <atomic>     // atomic
 #include <cstdint>    // uintptr_t
+#include <chrono>     // microseconds
 #include <functional> // function (a recursive lambda in one test)
+#include <mutex>      // mutex, lock_guard
 #include <numeric>    // accumulate
 #include <random>     // mt19937
 #include <stdexcept>  // runtime_error
@@ -398,4 +400,80 @@ TEST_CASE("invoke, task_group and parallel_for work from a plain thread (default
     forkline::task_group failing;
     failing.spawn([] { throw std::runtime_error("outside"); });
     CHECK_THROWS_WITH(failing.wait(), "outside");
+}
+
+namespace {
+
+thread_local bool t_holding = false;  // this thread is inside an outer iteration's critical section
+
+void spin_for(std::atomic<long>& sink, int n) {
+    for (int k = 0; k < n; ++k) sink.fetch_add(k, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+TEST_CASE("isolate: a worker waiting inside never runs an outer iteration or outside work") {
+    for (unsigned w : k_worker_counts) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        std::mutex m;
+        std::atomic<int> nested{0};  // an outer iteration or an outside job started under another's lock
+        std::atomic<long> sink{0};
+        std::atomic<bool> done{false};
+        // Outside work arriving the whole time, which a helping join would pick up.
+        std::thread outside([&] {
+            while (!done.load()) {
+                (void)rt.submit([&] {
+                    if (t_holding) nested.fetch_add(1);
+                });
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+            }
+        });
+        rt.run([&] {
+            forkline::parallel_for(0, 48, 1, [&](int) {
+                if (t_holding) {  // would be a self-deadlock on m: count it instead
+                    nested.fetch_add(1);
+                    return;
+                }
+                std::lock_guard<std::mutex> hold(m);
+                t_holding = true;
+                forkline::isolate([&] {
+                    forkline::parallel_for(0, 64, 1, [&](int) { spin_for(sink, 3000); });
+                    forkline::invoke_each(8, [&](std::size_t) { spin_for(sink, 1000); });
+                    forkline::task_group tg;
+                    for (int k = 0; k < 8; ++k) tg.spawn([&] { spin_for(sink, 1000); });
+                    tg.wait();
+                });
+                t_holding = false;
+            });
+        });
+        done.store(true);
+        outside.join();
+        CHECK(nested.load() == 0);
+    }
+}
+
+TEST_CASE("isolate: the region's tasks run isolated wherever they run; state restored after a throw") {
+    for (unsigned w : {2u, 4u}) {
+        CAPTURE(w);
+        forkline::runtime rt(config_for(w));
+        std::atomic<int> unisolated{0};
+        std::atomic<long> sink{0};
+        rt.run([&] {
+            forkline::isolate([&] {
+                forkline::parallel_for(0, 256, 1, [&](int) {
+                    // On this worker, or on a thief that took it from an isolated worker.
+                    if (forkline::detail::current_worker()->isolated.load() == 0) unisolated.fetch_add(1);
+                    spin_for(sink, 500);
+                });
+            });
+            CHECK(forkline::detail::current_worker()->isolated.load() == 0);
+            CHECK_THROWS_WITH(forkline::isolate([] { throw std::runtime_error("inside"); }), "inside");
+            CHECK(forkline::detail::current_worker()->isolated.load() == 0);
+            CHECK(forkline::isolate([] { return forkline::isolate([] { return 42; }); }) == 42);
+        });
+        CHECK(unisolated.load() == 0);
+        // Outside a worker: simply called.
+        CHECK(forkline::isolate([] { return 7; }) == 7);
+    }
 }

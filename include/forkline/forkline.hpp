@@ -11,6 +11,7 @@
 #include "forkline/errors.hpp"        // config_error, system_failure, runtime_stopped
 #include "forkline/invoke.hpp"        // invoke, parallel_invoke
 #include "forkline/io.hpp"            // io::reader, io::writer, io::chunk
+#include "forkline/isolate.hpp"       // isolate
 #include "forkline/latency_histogram.hpp"  // latency_histogram, latency_summary, summarize
 #include "forkline/numa_memory.hpp"   // numa_array, first_touch, page_nodes
 #include "forkline/parallel_for.hpp"  // parallel_for

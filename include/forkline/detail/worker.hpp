@@ -78,6 +78,34 @@ struct worker {
     // A job meant for this worker only (affinity). written by: posters (CAS
     // from null), the owner (exchange to null); read by: the owner, parkers' scan.
     alignas(k_cache_line) std::atomic<job*> mailbox{nullptr};
+    // Isolation depth: above 0 while this worker runs inside isolate(), or a
+    // job stolen from a worker that was; its waits then run only its own
+    // jobs pushed above isolation_base ("Isolation" in runtime/DESIGN.md).
+    // written by: the owner; read by: thieves right after a steal (relaxed).
+    std::atomic<unsigned> isolated{0};
+    std::int64_t isolation_base = 0;  // owner only
+};
+
+/// Marks w isolated for the scope: its waits run only jobs it pushes from
+/// here on. Owner only.
+class isolation_scope {
+public:
+    explicit isolation_scope(worker& w) noexcept : m_worker(w), m_saved_base(w.isolation_base) {
+        w.isolation_base = w.deque.bottom();
+        // relaxed: thieves read it only as a hint about jobs they took
+        // (conservative either way: see "Isolation").
+        w.isolated.store(w.isolated.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    ~isolation_scope() {
+        m_worker.isolated.store(m_worker.isolated.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+        m_worker.isolation_base = m_saved_base;
+    }
+    isolation_scope(const isolation_scope&) = delete;
+    isolation_scope& operator=(const isolation_scope&) = delete;
+
+private:
+    worker& m_worker;
+    std::int64_t m_saved_base;
 };
 
 /// The worker running on this thread, or nullptr on threads forkline did not
