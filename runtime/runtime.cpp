@@ -1015,7 +1015,8 @@ void join_stolen(worker& w, join_job& j) noexcept {
     // Time with nothing to run goes to join_wait_ns; time in jobs run meanwhile does not.
     std::uint64_t waiting_since = now_ns();
     // Past the middle of the stack, run nothing but our mail ("Stack limit");
-    // isolated, not even that: nothing pushed outside the region ("Isolation").
+    // isolated, likewise: mail only, since its poster may be waiting on us
+    // ("Isolation").
     const bool isolated = w.isolated.load(std::memory_order_relaxed) != 0;
     const bool may_help = stack_allows_help(h.help_floor) && !isolated;
     // acquire: pairs with the thief's exchange to k_done.
@@ -1023,7 +1024,7 @@ void join_stolen(worker& w, join_job& j) noexcept {
         // Leapfrogging: the thief's deque holds the pieces of our job.
         const unsigned thief = j.thief.load(std::memory_order_relaxed);
         // Mail first: a poster may be waiting for exactly this worker.
-        job* found = isolated ? nullptr : take_mail(w);
+        job* found = take_mail(w);
         bool stolen = false;
         if (found == nullptr && may_help) {
             // Outside work next, so that a fork-join that never runs dry
@@ -1078,7 +1079,7 @@ void help_until(worker& w, std::int64_t base, std::atomic<std::uint32_t>& word,
     const std::int64_t floor = isolated && w.isolation_base > base ? w.isolation_base : base;
     // acquire: pairs with each finishing task's release.
     while ((word.load(std::memory_order_acquire) & count_mask) != 0) {
-        job* found = isolated ? nullptr : take_mail(w);
+        job* found = take_mail(w);
         bool stolen = false;
         // Our own group's tasks, whatever the depth: nobody else may be there to run them.
         if (found == nullptr && w.deque.bottom() > floor) found = w.deque.pop();

@@ -22,7 +22,10 @@
 /// unrelated tasks. Inside isolate(f), a worker's joins and waits run only
 /// jobs it pushed inside f itself, and otherwise wait; a worker that steals
 /// one of f's tasks runs it under the same rule. Tasks inside f still run in
-/// parallel on the other workers. See "Isolation" in runtime/DESIGN.md.
+/// parallel on the other workers. One exception: a block of a static_affinity
+/// loop posted to this very worker is still run (its poster waits for this
+/// worker alone), so do not hold the lock across an outer loop with
+/// static_affinity. See "Isolation" in runtime/DESIGN.md.
 #pragma once
 
 #include <type_traits>  // invoke_result_t
